@@ -1,0 +1,2 @@
+from keras_tl.models.source import SourceParts, split_source
+from keras_tl.models.transfer_model import TransferModel

@@ -1,0 +1,105 @@
+"""JAX train/test steps for `TransferModel`: stateless, `jax.value_and_grad` / `jax.vjp`."""
+
+import jax
+import jax.numpy as jnp
+import keras
+
+
+def _scoped_values(scope, variables, fallback):
+    """The values `variables` hold at the end of `scope` (their inputs if untouched)."""
+    values = []
+    for variable, old in zip(variables, fallback, strict=True):
+        new = scope.get_current_value(variable)
+        values.append(old if new is None else new)
+    return values
+
+
+class JAXTransferTrainer:
+    def _mapping(self, trainable, non_trainable, metrics=None):
+        mapping = list(zip(self.trainable_variables, trainable, strict=True))
+        mapping += list(zip(self.non_trainable_variables, non_trainable, strict=True))
+        if metrics is not None:
+            mapping += list(zip(self.metrics_variables, metrics, strict=True))
+        return mapping
+
+    def _forward(self, trainable, non_trainable, metrics, x, y, sample_weight, training, regularizers):
+        """Pure forward pass: `(empirical, terms), (y_pred, non_trainable', metrics')`."""
+        names = self._needed_values(regularizers)
+        with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable, metrics)) as scope:
+            values = self.step_values(x, y, training=training, names=names)
+            empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=training)
+            terms = self.regularization_terms(values, regularizers)
+        non_trainable = _scoped_values(scope, self.non_trainable_variables, non_trainable)
+        metrics = _scoped_values(scope, self.metrics_variables, metrics)
+        return (empirical, terms), (values["logits"], non_trainable, metrics)
+
+    def _weight_terms(self, trainable, non_trainable, regularizers):
+        """Pure weight-only terms: their gradient needs no pass through the network."""
+        with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable)):
+            terms = self.regularization_terms(self.weight_values(), regularizers)
+        return sum(terms.values()), terms
+
+    def train_step(self, state, data):
+        trainable, non_trainable, optimizer_state, metrics = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        rule = self.gradient_rule
+        regularizers = self.active_regularizers
+
+        if rule is None:
+
+            def total_loss(trainable):
+                (empirical, terms), aux = self._forward(
+                    trainable, non_trainable, metrics, x, y, sample_weight, True, regularizers
+                )
+                return empirical + sum(terms.values()), ((empirical, terms), aux)
+
+            (_, ((empirical, terms), aux)), gradients = jax.value_and_grad(total_loss, has_aux=True)(trainable)
+            stats = None
+        else:
+            weight_regs = [r for r in regularizers if r.depends_on_weights_only]
+            forward_regs = [r for r in regularizers if not r.depends_on_weights_only]
+
+            def forward(trainable):
+                (empirical, terms), aux = self._forward(
+                    trainable, non_trainable, metrics, x, y, sample_weight, True, forward_regs
+                )
+                return (empirical, sum(terms.values(), jnp.zeros(()))), (terms, aux)
+
+            # One forward pass, two cotangents: ∇J and ∇Ω_features share the activations.
+            (empirical, _), pullback, (terms, aux) = jax.vjp(forward, trainable, has_aux=True)
+            one, zero = jnp.ones(()), jnp.zeros(())
+            (loss_gradients,) = pullback((one, zero))
+            if forward_regs:
+                (reg_gradients,) = pullback((zero, one))
+            else:
+                reg_gradients = jax.tree.map(jnp.zeros_like, loss_gradients)
+            if weight_regs:
+                (_, weight_terms), weight_gradients = jax.value_and_grad(self._weight_terms, has_aux=True)(
+                    trainable, non_trainable, weight_regs
+                )
+                reg_gradients = jax.tree.map(jnp.add, reg_gradients, weight_gradients)
+                terms = {**terms, **weight_terms}
+            terms = {r.name: terms[r.name] for r in regularizers}
+            gradients, stats = rule(loss_gradients, reg_gradients)
+
+        y_pred, non_trainable, metrics = aux
+        trainable, optimizer_state = self.optimizer.stateless_apply(optimizer_state, gradients, trainable)
+        logs, metrics = self._stateless_update_trackers(
+            metrics, x, y, y_pred, sample_weight, empirical, terms, stats
+        )
+        return logs, (trainable, non_trainable, optimizer_state, metrics)
+
+    def test_step(self, state, data):
+        trainable, non_trainable, metrics = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        (empirical, terms), (y_pred, non_trainable, metrics) = self._forward(
+            trainable, non_trainable, metrics, x, y, sample_weight, False, self.active_regularizers
+        )
+        logs, metrics = self._stateless_update_trackers(metrics, x, y, y_pred, sample_weight, empirical, terms)
+        return logs, (trainable, non_trainable, metrics)
+
+    def _stateless_update_trackers(self, metrics, x, y, y_pred, sample_weight, empirical, terms, stats=None):
+        mapping = list(zip(self.metrics_variables, metrics, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            logs = self._update_trackers(x, y, y_pred, sample_weight, empirical, terms, stats)
+        return logs, _scoped_values(scope, self.metrics_variables, metrics)

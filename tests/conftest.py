@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny source network, data, and running code under the other backend."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_tl
+
+BACKEND = keras.backend.backend()
+TAPS = ["conv2_block1_2_conv", "conv3_block1_2_conv", "conv4_block1_2_conv"]
+
+
+def tiny_source(classes=5, input_shape=(8, 8, 3), seed=0, include_top=True):
+    """A CIFAR ResNet-8-like source (one block per stage) with deterministic weights."""
+    keras.utils.set_random_seed(seed)
+    from keras_tl.backbones.cifar_resnet import cifar_resnet
+
+    model = cifar_resnet(8, input_shape=input_shape, include_top=include_top, classes=classes)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") if w.ndim else w for w in model.get_weights()])
+    return model
+
+
+def tiny_data(n=8, input_shape=(8, 8, 3), classes=3, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n,) + tuple(input_shape)).astype("float32")
+    y = (np.arange(n) % classes).astype("int32")
+    return x, y
+
+
+def compile_sgd(model, lr=0.1, momentum=0.0):
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, momentum=momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def run_python(code, backend, env=None, timeout=600):
+    """Runs `code` in a fresh interpreter under `backend`; returns what it printed as JSON on its last line."""
+    full_env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{backend} subprocess failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+only_once = pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="runs both backends in subprocesses; executed once, from the tensorflow test session",
+)
+
+
+@pytest.fixture
+def source():
+    return tiny_source()
+
+
+@pytest.fixture(autouse=True)
+def _clear_session():
+    yield
+    keras.backend.clear_session()
+
+
+__all__ = ["keras_tl", "tiny_source", "tiny_data", "compile_sgd", "run_python", "only_once", "TAPS"]
