@@ -23,7 +23,14 @@ def tiny_source(classes=5, input_shape=(8, 8, 3), seed=0, include_top=True):
 
     model = cifar_resnet(8, input_shape=input_shape, include_top=include_top, classes=classes)
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") if w.ndim else w for w in model.get_weights()])
+    for variable in model.weights:
+        if "variance" in variable.name:  # must stay positive
+            value = rng.uniform(0.5, 1.5, variable.shape)
+        elif "gamma" in variable.name:
+            value = rng.uniform(0.8, 1.2, variable.shape)
+        else:
+            value = rng.normal(0, 0.2, variable.shape)
+        variable.assign(value.astype("float32"))
     return model
 
 
@@ -59,6 +66,24 @@ def run_python(code, backend, env=None, timeout=600):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def value_and_grad(fn, arrays):
+    """`fn(list_of_tensors) -> scalar` and its gradient w.r.t. each array, on the active backend."""
+    arrays = [np.asarray(a, dtype="float32") for a in arrays]
+    if BACKEND == "jax":
+        import jax
+
+        value, grads = jax.value_and_grad(lambda xs: fn(xs))([jax.numpy.asarray(a) for a in arrays])
+    else:
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = fn(tensors)
+        grads = [tf.zeros_like(t) if g is None else g for g, t in zip(tape.gradient(value, tensors), tensors)]
+    return float(keras.ops.convert_to_numpy(value)), [keras.ops.convert_to_numpy(g) for g in grads]
+
+
 only_once = pytest.mark.skipif(
     BACKEND != "tensorflow",
     reason="runs both backends in subprocesses; executed once, from the tensorflow test session",
@@ -76,4 +101,4 @@ def _clear_session():
     keras.backend.clear_session()
 
 
-__all__ = ["keras_tl", "tiny_source", "tiny_data", "compile_sgd", "run_python", "only_once", "TAPS"]
+__all__ = ["keras_tl", "tiny_source", "tiny_data", "compile_sgd", "run_python", "only_once", "value_and_grad", "TAPS"]

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-DEPTHS = (20, 32, 44, 56, 110)
+DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 STAGE_FILTERS = (16, 32, 64)
 
 
