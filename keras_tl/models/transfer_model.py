@@ -93,7 +93,7 @@ class TransferModel(TransferTrainer, keras.Model):
             taps = backbones.default_taps(source) if taps is None else taps
             source = backbones.build(source, weights=source_weights, input_shape=input_shape)
         elif isinstance(source, dict):
-            source = keras.saving.deserialize_keras_object(source)
+            source = keras.saving.deserialize_keras_object(source)  # safe mode unless the caller opted out
         if not isinstance(source, keras.Model):
             raise TypeError(
                 "Expected source to be a keras.Model, a backbone name from "
@@ -231,7 +231,32 @@ class TransferModel(TransferTrainer, keras.Model):
 
     @property
     def active_regularizers(self):
-        return self.regularizers
+        """The regularizers the train and test steps compute: all, unless `set_active_regularizers` chose."""
+        names = getattr(self, "_active_regularizer_names", None)
+        if names is None:
+            return self.regularizers
+        return [r for r in self.regularizers if r.name in names]
+
+    def set_active_regularizers(self, names=None):
+        """Makes only the regularizers named in `names` (all when None) enter the loss from the next step on.
+
+        The steps are rebuilt rather than switched by a flag the compiled step cannot see:
+        both Keras `fit` loops read `self.train_function` before every step, so this works
+        inside one `fit` call (`keras_tl.callbacks.StagedRegularization`). Inactive terms
+        cost nothing, and their trainable variables (attention layers) get zero gradients.
+        """
+        if names is not None:
+            names = tuple(names)
+            known = [r.name for r in self.regularizers]
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"Expected names of this model's regularizers {known}. Received unknown names: {unknown}"
+                )
+        self._active_regularizer_names = names
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+        self.test_function = None
 
     def _needed_values(self, regularizers=None):
         regs = self.active_regularizers if regularizers is None else regularizers
@@ -339,7 +364,9 @@ class TransferModel(TransferTrainer, keras.Model):
 
 def _rebuild(source, config, role):
     """A fresh copy of `source` (new layers, same names) holding `source`'s weights."""
-    rebuilt = keras.saving.deserialize_keras_object(json.loads(config))
+    # A live source is the caller's own code, so its Lambda layers are trusted; inside
+    # `load_model(safe_mode=True)` the surrounding safe-mode scope still takes precedence.
+    rebuilt = keras.saving.deserialize_keras_object(json.loads(config), safe_mode=False)
     copy_weights(source, rebuilt, source_name="source", target_name=f"{role} copy")
     return rebuilt
 

@@ -1,4 +1,4 @@
-"""TensorFlow train/test steps for `TransferModel` (GradientTape)."""
+"""TensorFlow train/test steps for `TransferModel` (GradientTape), `tf.distribute`-aware."""
 
 import keras
 import tensorflow as tf
@@ -9,18 +9,34 @@ def _zeros_for_none(gradients, variables):
     return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(gradients, variables, strict=True)]
 
 
+def _replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 class TensorFlowTransferTrainer:
+    """Under `tf.distribute` each replica runs this step on its shard of the global batch.
+
+    Keras divides its own losses by the replica count and its optimizer sums the replicas'
+    gradients; the regularization terms are divided here the same way, so the summed
+    gradient is that of the global objective mean_r(J_r + Ω_r). DTNH's projection is not
+    linear, so with a gradient rule both gradients are all-reduced first, the rule runs on
+    the global gradients (identically on every replica), and each replica hands the
+    optimizer 1/R of the result for it to sum back. Logged values are per-replica values,
+    averaged across replicas by the metrics.
+    """
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         rule = self.gradient_rule
+        replicas = _replicas()
         # A persistent tape lets ∇J and ∇Ω share the forward pass; for weight-only terms the
         # second gradient only walks the regularizer's own ops.
         with tf.GradientTape(persistent=rule is not None) as tape:
             values = self.step_values(x, y, training=True)
             y_pred = values["logits"]
-            empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)
+            empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)  # already / R
             terms = self.regularization_terms(values)
-            regularization = tf.add_n(list(terms.values())) if terms else tf.zeros(())
+            regularization = tf.add_n(list(terms.values())) / replicas if terms else tf.zeros(())
             total = empirical + regularization
         variables = self.trainable_variables
         stats = None
@@ -29,14 +45,21 @@ class TensorFlowTransferTrainer:
         else:
             loss_gradients = _zeros_for_none(tape.gradient(empirical, variables), variables)
             reg_gradients = _zeros_for_none(tape.gradient(regularization, variables), variables)
+            if replicas > 1:
+                context = tf.distribute.get_replica_context()
+                loss_gradients, reg_gradients = context.all_reduce(
+                    tf.distribute.ReduceOp.SUM, (loss_gradients, reg_gradients)
+                )
             gradients, stats = rule(loss_gradients, reg_gradients)
+            if replicas > 1:
+                gradients = [g / replicas for g in gradients]
         del tape
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_trackers(x, y, y_pred, sample_weight, empirical, terms, stats)
+        return self._update_trackers(x, y, y_pred, sample_weight, empirical * replicas, terms, stats)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         values = self.step_values(x, y, training=False)
         empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=False)
         terms = self.regularization_terms(values)
-        return self._update_trackers(x, y, values["logits"], sample_weight, empirical, terms)
+        return self._update_trackers(x, y, values["logits"], sample_weight, empirical * _replicas(), terms)
