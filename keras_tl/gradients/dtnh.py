@@ -21,22 +21,49 @@ def _dot(a, b):
     return ops.sum(ops.multiply(ops.cast(a, "float32"), ops.cast(b, "float32")))
 
 
-def _global_dot(xs, ys):
-    total = ops.zeros((), dtype="float32")
-    for x, y in zip(xs, ys, strict=True):
-        total = total + _dot(x, y)
-    return total
+def _per_variable_dots(loss_grads, reg_grads):
+    """⟨∇J,∇J⟩, ⟨∇Ω,∇Ω⟩ and ⟨∇J,∇Ω⟩ per variable: everything DTNH needs, in three reductions each."""
+    pairs = list(zip(loss_grads, reg_grads, strict=True))
+    return (
+        ops.stack([_dot(j, j) for j, _ in pairs]),
+        ops.stack([_dot(r, r) for _, r in pairs]),
+        ops.stack([_dot(j, r) for j, r in pairs]),
+    )
 
 
-def _project(loss_grad, reg_grad, inner, loss_norm_sq, reg_weight):
-    """Eq. 6-7 for one block: ∇J + λ(∇Ω − [⟨∇J,∇Ω⟩ < 0]·⟨∇J,∇Ω⟩/‖∇J‖²·∇J)."""
+def _loss_coefficients(jj, jr, reg_weight, granularity):
+    """`a` with d_v = a_v·∇J_v + λ·∇Ω_v (Eq. 6-7: a = 1 − λ·[⟨∇J,∇Ω⟩ < 0]·⟨∇J,∇Ω⟩/‖∇J‖²)."""
+    if granularity == "global":
+        inner, norm_sq = ops.sum(jr), ops.sum(jj)
+    else:
+        inner, norm_sq = jr, jj
     obtuse = ops.less(inner, 0.0)
     # ⟨∇J,∇Ω⟩ < 0 implies ‖∇J‖² > 0, so the division only needs guarding where it is unused.
-    safe_norm_sq = ops.where(obtuse, loss_norm_sq, ops.ones_like(loss_norm_sq))
+    safe_norm_sq = ops.where(obtuse, norm_sq, ops.ones_like(norm_sq))
     coefficient = ops.where(obtuse, inner / safe_norm_sq, ops.zeros_like(inner))
-    coefficient = ops.cast(coefficient, loss_grad.dtype)
-    reg_orthogonal = reg_grad - coefficient * loss_grad
-    return loss_grad + reg_weight * reg_orthogonal, ops.cast(obtuse, "float32")
+    a = ops.ones_like(jj) - reg_weight * coefficient
+    return a, ops.mean(ops.cast(obtuse, "float32"))
+
+
+def _combine(loss_grads, reg_grads, jj, jr, reg_weight, granularity):
+    a, projected = _loss_coefficients(jj, jr, reg_weight, granularity)
+    directions = [
+        ops.cast(a[i], j.dtype) * j + reg_weight * r for i, (j, r) in enumerate(zip(loss_grads, reg_grads))
+    ]
+    return directions, projected, a
+
+
+def _check(loss_grads, reg_grads, granularity):
+    if granularity not in GRANULARITIES:
+        raise ValueError(
+            f"Expected granularity to be one of {GRANULARITIES}. Received: granularity={granularity!r}"
+        )
+    if len(loss_grads) != len(reg_grads):
+        raise ValueError(
+            "Expected as many regularizer gradients as loss gradients. Received: "
+            f"len(loss_grads)={len(loss_grads)}, len(reg_grads)={len(reg_grads)}"
+        )
+    return [ops.convert_to_tensor(g) for g in loss_grads], [ops.convert_to_tensor(g) for g in reg_grads]
 
 
 def dtnh(loss_grads, reg_grads, reg_weight=1.0, granularity="global"):
@@ -71,37 +98,40 @@ def dtnh(loss_grads, reg_grads, reg_weight=1.0, granularity="global"):
     >>> d, projected = keras_tl.gradients.dtnh([np.array([1., 0.])], [np.array([-1., 1.])])
     >>> d  # [array([1., 1.])]: the component of ∇Ω opposite to ∇J was removed
     """
-    if granularity not in GRANULARITIES:
-        raise ValueError(
-            f"Expected granularity to be one of {GRANULARITIES}. Received: granularity={granularity!r}"
-        )
-    if len(loss_grads) != len(reg_grads):
-        raise ValueError(
-            "Expected as many regularizer gradients as loss gradients. Received: "
-            f"len(loss_grads)={len(loss_grads)}, len(reg_grads)={len(reg_grads)}"
-        )
-    loss_grads = [ops.convert_to_tensor(g) for g in loss_grads]
-    reg_grads = [ops.convert_to_tensor(g) for g in reg_grads]
+    loss_grads, reg_grads = _check(loss_grads, reg_grads, granularity)
     if not loss_grads:
         return [], ops.zeros((), dtype="float32")
-    if granularity == "global":
-        inner = _global_dot(loss_grads, reg_grads)
-        loss_norm_sq = _global_dot(loss_grads, loss_grads)
-        results = [_project(j, r, inner, loss_norm_sq, reg_weight) for j, r in zip(loss_grads, reg_grads)]
-        return [d for d, _ in results], results[0][1]
-    results = [
-        _project(j, r, _dot(j, r), _dot(j, j), reg_weight) for j, r in zip(loss_grads, reg_grads)
-    ]
-    projected = ops.mean(ops.stack([p for _, p in results]))
-    return [d for d, _ in results], projected
+    jj, _, jr = _per_variable_dots(loss_grads, reg_grads)
+    directions, projected, _ = _combine(loss_grads, reg_grads, jj, jr, reg_weight, granularity)
+    return directions, projected
+
+
+def _angle(inner, norm_sq_x, norm_sq_y):
+    norms = ops.sqrt(norm_sq_x * norm_sq_y)
+    cosine = ops.where(norms > 0.0, inner / ops.maximum(norms, 1e-30), ops.ones_like(inner))
+    return ops.arccos(ops.clip(cosine, -1.0, 1.0)) * (180.0 / math.pi)
 
 
 def angle_degrees(xs, ys):
     """The angle between two gradient lists seen as single vectors, in degrees (0 if either is 0)."""
-    norms = ops.sqrt(_global_dot(xs, xs) * _global_dot(ys, ys))
-    cosine = _global_dot(xs, ys) / ops.maximum(norms, 1e-30)
-    cosine = ops.where(norms > 0.0, cosine, ops.ones_like(cosine))
-    return ops.arccos(ops.clip(cosine, -1.0, 1.0)) * (180.0 / math.pi)
+    xx, yy, xy = (ops.sum(v) for v in _per_variable_dots(xs, ys))
+    return _angle(xy, xx, yy)
+
+
+def _section_v_d_angles(a, jj, rr, jr, reg_weight):
+    """The four angles of Sec. V-D for d = a·∇J + λ∇Ω (a = 1: the plain sum), from the dots alone."""
+    lam = reg_weight
+    total_jj, total_rr, total_jr = ops.sum(jj), ops.sum(rr), ops.sum(jr)
+
+    def angles(a):
+        d_j = ops.sum(a * jj) + lam * total_jr
+        d_r = ops.sum(a * jr) + lam * total_rr
+        d_d = ops.sum(a * a * jj) + 2.0 * lam * ops.sum(a * jr) + lam * lam * total_rr
+        return _angle(d_j, d_d, total_jj), _angle(d_r, d_d, total_rr)
+
+    d_loss, d_reg = angles(a)
+    sum_loss, sum_reg = angles(ops.ones_like(a))
+    return {"angle_d_loss": d_loss, "angle_d_reg": d_reg, "angle_sum_loss": sum_loss, "angle_sum_reg": sum_reg}
 
 
 @keras_tl_export("keras_tl.gradients.DTNH")
@@ -146,15 +176,10 @@ class DTNH:
 
     def __call__(self, loss_grads, reg_grads):
         """Returns `(directions, stats)`, stats a dict keyed by `STAT_NAMES`."""
-        directions, projected = dtnh(loss_grads, reg_grads, self.reg_weight, self.granularity)
-        plain = [j + self.reg_weight * r for j, r in zip(loss_grads, reg_grads)]
-        stats = {
-            "projected": projected,
-            "angle_d_loss": angle_degrees(directions, loss_grads),
-            "angle_d_reg": angle_degrees(directions, reg_grads),
-            "angle_sum_loss": angle_degrees(plain, loss_grads),
-            "angle_sum_reg": angle_degrees(plain, reg_grads),
-        }
+        loss_grads, reg_grads = _check(loss_grads, reg_grads, self.granularity)
+        jj, rr, jr = _per_variable_dots(loss_grads, reg_grads)
+        directions, projected, a = _combine(loss_grads, reg_grads, jj, jr, self.reg_weight, self.granularity)
+        stats = {"projected": projected, **_section_v_d_angles(a, jj, rr, jr, self.reg_weight)}
         return directions, stats
 
     def get_config(self):

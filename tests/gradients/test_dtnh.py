@@ -82,10 +82,15 @@ def test_angles_in_degrees():
     assert float(angle_degrees([np.zeros(2)], [np.array([1.0, 0.0])])) == pytest.approx(0.0)
 
 
-def test_rule_stats_follow_section_v_d():
-    loss_grads, reg_grads = CASES["obtuse"]
-    directions, stats = DTNH()(loss_grads, reg_grads)
-    plain = [j + r for j, r in zip(loss_grads, reg_grads)]
+@pytest.mark.parametrize("granularity", ["global", "per_variable"])
+@pytest.mark.parametrize("case", ["obtuse", "mixed"])
+def test_rule_stats_follow_section_v_d(case, granularity):
+    loss_grads, reg_grads = CASES[case]
+    directions, stats = DTNH(reg_weight=0.7, granularity=granularity)(loss_grads, reg_grads)
+    expected_directions, expected_projected = dtnh_reference(loss_grads, reg_grads, 0.7, granularity)
+    for got, want in zip(as_numpy(directions), expected_directions):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    plain = [j + 0.7 * r for j, r in zip(loss_grads, reg_grads)]
     expected = {
         "angle_d_loss": angle_degrees(directions, loss_grads),
         "angle_d_reg": angle_degrees(directions, reg_grads),
@@ -94,9 +99,12 @@ def test_rule_stats_follow_section_v_d():
     }
     for key, value in expected.items():
         assert float(stats[key]) == pytest.approx(float(value), abs=1e-4)
-    assert float(stats["projected"]) == 1.0
+    assert float(stats["projected"]) == pytest.approx(expected_projected)
     # Assumption 1: the corrected direction is closer to ∇J than the plain sum.
-    assert float(stats["angle_d_loss"]) < float(stats["angle_sum_loss"])
+    if expected_projected:
+        assert float(stats["angle_d_loss"]) < float(stats["angle_sum_loss"])
+    else:
+        assert float(stats["angle_d_loss"]) == pytest.approx(float(stats["angle_sum_loss"]))
 
 
 def test_validation_errors():
