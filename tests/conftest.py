@@ -80,7 +80,7 @@ def value_and_grad(fn, arrays):
         with tf.GradientTape() as tape:
             tape.watch(tensors)
             value = fn(tensors)
-        grads = [tf.zeros_like(t) if g is None else g for g, t in zip(tape.gradient(value, tensors), tensors)]
+        grads = [tf.zeros_like(t) if g is None else g for g, t in zip(tape.gradient(value, tensors), tensors, strict=True)]
     return float(keras.ops.convert_to_numpy(value)), [keras.ops.convert_to_numpy(g) for g in grads]
 
 

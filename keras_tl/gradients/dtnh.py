@@ -48,7 +48,7 @@ def _loss_coefficients(jj, jr, reg_weight, granularity):
 def _combine(loss_grads, reg_grads, jj, jr, reg_weight, granularity):
     a, projected = _loss_coefficients(jj, jr, reg_weight, granularity)
     directions = [
-        ops.cast(a[i], j.dtype) * j + reg_weight * r for i, (j, r) in enumerate(zip(loss_grads, reg_grads))
+        ops.cast(a[i], j.dtype) * j + reg_weight * r for i, (j, r) in enumerate(zip(loss_grads, reg_grads, strict=True))
     ]
     return directions, projected, a
 

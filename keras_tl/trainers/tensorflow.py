@@ -54,7 +54,7 @@ class TensorFlowTransferTrainer:
             if replicas > 1:
                 gradients = [g / replicas for g in gradients]
         del tape
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return self._update_trackers(x, y, y_pred, sample_weight, empirical * replicas, terms, stats)
 
     def test_step(self, data):

@@ -1,4 +1,3 @@
-import time
 
 import keras
 import numpy as np

@@ -14,9 +14,9 @@ def dtnh_reference(loss_grads, reg_grads, reg_weight=1.0, granularity="global"):
         r = np.concatenate([g.ravel() for g in reg_grads])
         inner = j @ r
         coeff = inner / (j @ j) if inner < 0 else 0.0
-        return [gj + reg_weight * (gr - coeff * gj) for gj, gr in zip(loss_grads, reg_grads)], float(inner < 0)
+        return [gj + reg_weight * (gr - coeff * gj) for gj, gr in zip(loss_grads, reg_grads, strict=True)], float(inner < 0)
     out, projected = [], []
-    for gj, gr in zip(loss_grads, reg_grads):
+    for gj, gr in zip(loss_grads, reg_grads, strict=True):
         inner = np.sum(gj * gr)
         coeff = inner / np.sum(gj * gj) if inner < 0 else 0.0
         out.append(gj + reg_weight * (gr - coeff * gj))
@@ -72,7 +72,7 @@ def test_zero_loss_gradient_gives_no_nan():
     loss_grads, reg_grads = CASES["zero_loss_grad"]
     for granularity in ("global", "per_variable"):
         directions, _ = dtnh(loss_grads, reg_grads, granularity=granularity)
-        for got, want in zip(as_numpy(directions), reg_grads):
+        for got, want in zip(as_numpy(directions), reg_grads, strict=True):
             np.testing.assert_allclose(got, want)
 
 
@@ -88,9 +88,9 @@ def test_rule_stats_follow_section_v_d(case, granularity):
     loss_grads, reg_grads = CASES[case]
     directions, stats = DTNH(reg_weight=0.7, granularity=granularity)(loss_grads, reg_grads)
     expected_directions, expected_projected = dtnh_reference(loss_grads, reg_grads, 0.7, granularity)
-    for got, want in zip(as_numpy(directions), expected_directions):
+    for got, want in zip(as_numpy(directions), expected_directions, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6)
-    plain = [j + 0.7 * r for j, r in zip(loss_grads, reg_grads)]
+    plain = [j + 0.7 * r for j, r in zip(loss_grads, reg_grads, strict=True)]
     expected = {
         "angle_d_loss": angle_degrees(directions, loss_grads),
         "angle_d_reg": angle_degrees(directions, reg_grads),

@@ -39,7 +39,7 @@ def test_taps_from_one_forward_pass_each(source):
     values = model.step_values(x, names={"target_features", "source_features"})
     assert sorted(values["target_features"]) == sorted(TAPS) == sorted(values["source_features"])
     probe = keras.Model(source.inputs, [source.get_layer(t).output for t in TAPS])
-    for tap, expected in zip(TAPS, probe(x, training=False)):
+    for tap, expected in zip(TAPS, probe(x, training=False), strict=True):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(values["source_features"][tap]), keras.ops.convert_to_numpy(expected), atol=1e-5
         )

@@ -56,14 +56,14 @@ def test_dtnh_under_fit_matches_a_manual_step(source, obtuse):
 
     reg_grads = [beta * kernel, beta * bias]
     direction, projected = dtnh_reference(loss_grads, reg_grads)
-    plain = [j + r for j, r in zip(loss_grads, reg_grads)]
+    plain = [j + r for j, r in zip(loss_grads, reg_grads, strict=True)]
 
     history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, shuffle=False).history
     new_kernel, new_bias = model.head.get_weights()
     np.testing.assert_allclose(new_kernel, kernel - lr * direction[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(new_bias, bias - lr * direction[1], rtol=1e-4, atol=1e-6)
     assert history["dtnh/projected"][0] == projected == float(obtuse)
-    change = max(np.abs(p - d).max() for p, d in zip(plain, direction))
+    change = max(np.abs(p - d).max() for p, d in zip(plain, direction, strict=True))
     if obtuse:  # DTNH changed the update, by far more than the tolerance above
         assert change > 1e-3 * max(np.abs(d).max() for d in direction)
     else:

@@ -26,7 +26,7 @@ def test_architecture_mismatch_names_every_weight():
     assert "Missing in checkpoint (32): " in message
     for key in ("conv2_block2_1_conv/kernel", "conv4_block2_2_bn/moving_variance", "predictions/kernel"):
         assert key in message
-    for value, old in zip(target.weights, before):  # nothing was written
+    for value, old in zip(target.weights, before, strict=True):  # nothing was written
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(value), old)
 
 
