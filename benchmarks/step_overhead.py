@@ -31,6 +31,36 @@ def _l2_sp():
     return keras_tl.regularizers.L2SP(alpha=0.01, beta=0.01)
 
 
+def _output_level(name):
+    """Output-level terms on the two-head target (every case here has `source_head=True`)."""
+    r = keras_tl.regularizers
+    if name == "bss":
+        return r.BSS(eta=0.001, k=1)
+    if name == "co_tuning":
+        relationship = np.random.default_rng(0).dirichlet(np.ones(SOURCE_CLASSES), size=NUM_CLASSES)
+        return r.CoTuning(lam=2.3, relationship=relationship)
+    if name == "lwf":
+        return r.LwF(lam=1.0, temperature=2.0)
+    sequences = [[m, (m + 1) % SOURCE_CLASSES, (m + 7) % SOURCE_CLASSES] for m in range(NUM_CLASSES)]
+    return r.DiscrepantDiffusion(lam=0.001, sequences=sequences)
+
+
+def _feature_map(name):
+    """Feature-map terms on the backbone's default taps; DELTA with uniform channel weights."""
+    r = keras_tl.regularizers
+    taps = keras_tl.backbones.default_taps(BACKBONE)
+    weights = {tap: [1.0] * channels for tap, channels in zip(taps, (16, 32, 64), strict=True)}
+    return {
+        "distillation": lambda: r.FeatureMapDistillation(alpha=0.01),
+        "delta": lambda: r.DELTA(alpha=0.01, channel_weights=weights),
+        "l2_sp_attention": lambda: r.L2SPAttention(alpha=0.01, beta=0.01, channel_weights=weights),
+        "ast": lambda: r.AST(alpha=0.01),
+        "act": lambda: r.ACT(alpha=0.01),
+        "spa": lambda: r.SPA(alpha=0.01),
+        "gca": lambda: r.GCA(alpha=0.01),
+    }[name]()
+
+
 # name -> (builder of TransferModel kwargs, baseline case name, target ratio or None)
 CASES = {
     "plain": (lambda: {}, None, None),
@@ -39,6 +69,23 @@ CASES = {
         lambda: {"regularizers": [_l2_sp()], "gradient_rule": keras_tl.gradients.DTNH()},
         "l2_sp",
         1.10,
+    ),
+    # Head-only terms (<= 1.15); LwF needs the frozen source forward pass (<= 1.35).
+    "bss": (lambda: {"regularizers": [_output_level("bss")]}, "plain", 1.15),
+    "co_tuning": (lambda: {"regularizers": [_output_level("co_tuning")]}, "plain", 1.15),
+    "di2": (lambda: {"regularizers": [_output_level("di2")]}, "plain", 1.15),
+    "lwf": (lambda: {"regularizers": [_output_level("lwf")]}, "plain", 1.35),
+    # Feature-map terms: one frozen source forward pass more than plain fine-tuning (<= 1.35).
+    **{
+        name: (lambda name=name: {"regularizers": [_feature_map(name)]}, "plain", 1.35)
+        for name in ("distillation", "delta", "ast", "act", "spa", "gca")
+    },
+    "l2_sp_attention": (lambda: {"regularizers": [_feature_map("l2_sp_attention")]}, "l2_sp", 1.10),
+    # DTNH on a feature-map term: one more backward pass from the shared forward (<= 1.7).
+    "dtnh_delta": (
+        lambda: {"regularizers": [_feature_map("delta")], "gradient_rule": keras_tl.gradients.DTNH()},
+        "delta",
+        1.7,
     ),
 }
 

@@ -1,0 +1,5 @@
+"""Callbacks that change a `TransferModel`'s regularization during `fit`."""
+
+from keras_tl.callbacks.decay import RegularizationDecay
+from keras_tl.callbacks.nan_guard import NaNGuard
+from keras_tl.callbacks.staged import StagedRegularization

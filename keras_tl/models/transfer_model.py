@@ -243,7 +243,8 @@ class TransferModel(TransferTrainer, keras.Model):
         The steps are rebuilt rather than switched by a flag the compiled step cannot see:
         both Keras `fit` loops read `self.train_function` before every step, so this works
         inside one `fit` call (`keras_tl.callbacks.StagedRegularization`). Inactive terms
-        cost nothing, and their trainable variables (attention layers) get zero gradients.
+        cost nothing, and their own variables (attention layers) get no gradient from the
+        loss (TensorFlow's optimizer skips them, with a warning; JAX applies zeros).
         """
         if names is not None:
             names = tuple(names)

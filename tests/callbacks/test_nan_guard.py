@@ -30,9 +30,17 @@ def test_names_the_first_nan_term_and_keeps_the_last_good_backup(source, tmp_pat
     poison = _PoisonAt(1, "l2")
     backup = str(tmp_path / "backup")
     x, y = tiny_data()
-    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 1: 'reg/l2' went NaN/inf first \(empirical_loss="):
-        model.fit(x, y, batch_size=4, epochs=3, verbose=0,
-                  callbacks=[poison, keras_tl.callbacks.NaNGuard(), keras.callbacks.BackupAndRestore(backup)])
+    with pytest.raises(
+        FloatingPointError, match=r"epoch 2, batch 1: 'reg/l2' went NaN/inf first \(empirical_loss="
+    ):
+        model.fit(
+            x,
+            y,
+            batch_size=4,
+            epochs=3,
+            verbose=0,
+            callbacks=[poison, keras_tl.callbacks.NaNGuard(), keras.callbacks.BackupAndRestore(backup)],
+        )
     # The backup still holds the weights of the last good epoch, which a fresh model resumes from.
     restored = make()
     restored.load_weights(os.path.join(backup, "latest.weights.h5"))

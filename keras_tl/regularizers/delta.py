@@ -1,0 +1,130 @@
+"""DELTA: feature-map distillation weighted by supervised channel attention."""
+
+import math
+
+import numpy as np
+from keras import ops
+
+from keras_tl.api_export import keras_tl_export
+from keras_tl.regularizers.feature_maps import (
+    FeatureMapRegularizer,
+    batch_mean_of_sums,
+    channel_distances,
+    matched_names,
+)
+
+
+def check_channel_weights(channel_weights):
+    """`{layer: [float, ...]}` from a dict of non-negative weights per channel; anything else is an error."""
+    if not isinstance(channel_weights, dict) or not channel_weights:
+        raise ValueError(
+            "Expected channel_weights to be a non-empty dict mapping tap layer names to lists of "
+            f"non-negative floats (e.g. from keras_tl.attention.delta_channel_weights). "
+            f"Received: channel_weights={channel_weights!r:.200}"
+        )
+    checked = {}
+    for name, values in channel_weights.items():
+        try:
+            floats = [float(v) for v in values]
+        except (TypeError, ValueError):
+            floats = None
+        if (
+            not isinstance(name, str)
+            or not floats
+            or not all(math.isfinite(v) and v >= 0 for v in floats)
+            or sum(floats) <= 0
+        ):
+            raise ValueError(
+                "Expected channel_weights[layer] to be a non-empty list of finite, non-negative floats "
+                f"with a positive sum. Received: channel_weights[{name!r}]={values!r:.200}"
+            )
+        checked[name] = floats
+    return checked
+
+
+def mean_one(weights):
+    """`C·W / ΣW` as float32: a layer's weights rescaled to average 1 (uniform weights become ones)."""
+    weights = np.asarray(weights, dtype="float64")
+    return (weights * (len(weights) / weights.sum())).astype("float32")
+
+
+def check_channel_counts(channel_weights, channels):
+    """Every tap has weights and one weight per channel; `channels` maps tap name -> C."""
+    taps = sorted(channels)
+    if sorted(channel_weights) != taps:
+        raise ValueError(
+            "Expected channel_weights for exactly the tapped layers. Received: "
+            f"channel_weights layers={sorted(channel_weights)}, taps={taps}"
+        )
+    for name in taps:
+        if len(channel_weights[name]) != channels[name]:
+            raise ValueError(
+                f"Expected one channel weight per channel of tap '{name}' ({channels[name]}). "
+                f"Received: {len(channel_weights[name])} weights"
+            )
+
+
+@keras_tl_export("keras_tl.regularizers.DELTA")
+class DELTA(FeatureMapRegularizer):
+    """α·Σ_layers ½ Σ_j W_j‖FM_j(ω) − FM_j(ω*)‖²: distillation weighted by supervised channel attention.
+
+    Ω' = Σ_{l ∈ taps} ½ · 1/B Σ_{i=1..B} Σ_{j=1..C_l} W̃_j^l ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²,
+    Ω = α · Ω',    W̃_j^l = C_l · W_j^l / Σ_k W_k^l
+
+    W^l are the per-channel weights of Alg. 1 (`keras_tl.attention.delta_channel_weights`:
+    a channel weighs more when zeroing it raises the L2-FE model's loss more). Choices:
+
+    - The weights are rescaled to average 1 per layer (W̃). Softmax weights sum to 1, so
+      W̃ = C_l·W, which is what DELTA's reference code multiplies by; uniform weights then
+      give exactly `FeatureMapDistillation`, and only the ratios between a layer's weights
+      matter. Eq. 8 as printed would make the term ~1/C_l of the unattended one.
+    - Reduction: summed over channels and positions, averaged over the batch (the scale
+      does not depend on the batch size). The reference code (`reg_att_fea_map`) sums over
+      the batch and also divides each layer by H_l·W_l: its α at batch size B equals this
+      α · H_l·W_l / B for layer l.
+    - Eq. 7's β·Ω''(ω \\ ω*) on the new head is a separate term:
+      `keras_tl.regularizers.L2(beta, scope="head")`.
+
+    The weights are fixed before training (Alg. 1), not learned, so they are kept in the
+    config as JSON lists (a 4-tap ResNet-101 has 3,840 floats) and `get_config` →
+    `from_config` rebuilds the same term.
+
+    Reference:
+        Li et al., "DELTA", ACM TKDD 2021, Sec. 3.2, Eq. 7-8, Sec. 3.4, Eq. 9, Alg. 1.
+
+    Args:
+        alpha: non-negative coefficient α.
+        channel_weights: dict tap layer name -> list of non-negative per-channel weights
+            (one per channel of that tapped map); every tap needs an entry.
+
+    Example:
+    >>> weights = keras_tl.attention.delta_channel_weights(
+    ...     source, num_classes=10, x=train_ds, taps=taps, cache_path="delta_weights.json")
+    >>> model = keras_tl.TransferModel(
+    ...     source, num_classes=10, taps=taps,
+    ...     regularizers=[keras_tl.regularizers.DELTA(alpha=0.01, channel_weights=weights),
+    ...                   keras_tl.regularizers.L2(beta=0.01, scope="head")])
+    """
+
+    def __init__(self, alpha=0.01, channel_weights=None, **kwargs):
+        super().__init__(alpha=alpha, **kwargs)
+        self.channel_weights = check_channel_weights(channel_weights)
+
+    def build(self, target_features_shape, source_features_shape):
+        names = matched_names(target_features_shape, source_features_shape)
+        check_channel_counts(self.channel_weights, {n: target_features_shape[n][-1] for n in names})
+        super().build()
+
+    def call(self, target_features, source_features):
+        names = matched_names(target_features, source_features)
+        check_channel_counts(self.channel_weights, {n: target_features[n].shape[-1] for n in names})
+        total = ops.zeros((), "float32")
+        for name in names:
+            weights = ops.convert_to_tensor(mean_one(self.channel_weights[name]))
+            distances = channel_distances(target_features[name], source_features[name])
+            total = total + batch_mean_of_sums(distances * weights)
+        return 0.5 * self.alpha * total
+
+    def get_config(self):
+        weights = {name: list(values) for name, values in self.channel_weights.items()}
+        return {**super().get_config(), "channel_weights": weights}

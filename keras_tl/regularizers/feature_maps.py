@@ -1,0 +1,105 @@
+"""What the feature-map regularizers share: matching tapped maps by name, and their reductions.
+
+Feature maps are channels-last (`[batch, H, W, C]`, the Keras default). Every feature-map
+term here reduces the same way: the squared differences are **summed over channels and
+positions and averaged over the batch**, so a coefficient α means the same at any batch
+size. The papers' reference codes differ: DELTA's sums over the batch (its α is ours divided
+by the batch size) and AFA's divides by the batch, as here.
+"""
+
+from keras import ops
+
+from keras_tl.regularizers.base import Regularizer, check_non_negative
+
+
+def matched_names(target, source, what="feature map"):
+    """The tap names of two dicts (maps or their shapes), sorted; different keys or shapes are an error."""
+    target_only = sorted(set(target) - set(source))
+    source_only = sorted(set(source) - set(target))
+    if target_only or source_only:
+        raise ValueError(
+            f"Expected the same tap layers in the target and source {what}s. Received: "
+            f"target-only={target_only}, source-only={source_only}"
+        )
+    names = sorted(target)
+    for name in names:
+        target_shape, source_shape = _shape(target[name]), _shape(source[name])
+        if target_shape[1:] != source_shape[1:]:
+            raise ValueError(
+                f"Expected matching shapes for {what} '{name}'. Received: "
+                f"target shape={target_shape}, source shape={source_shape}"
+            )
+    return names
+
+
+def _shape(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else tuple(value.shape)
+
+
+def static_map_shape(name, shape):
+    """`(H, W, C)` of a tapped map's shape; the attention layers need them known when built."""
+    shape = tuple(shape)
+    if len(shape) != 4 or any(dim is None for dim in shape[1:]):
+        raise ValueError(
+            f"Expected a 4D channels-last feature map with static height, width and channels for "
+            f"tap '{name}'. Received: shape={shape}"
+        )
+    return shape[1], shape[2], shape[3]
+
+
+def checked_static_names(target_shapes, source_shapes):
+    """`matched_names` of two dicts of shapes, each a 4D map of static H, W, C (to build attention layers)."""
+    names = matched_names(target_shapes, source_shapes)
+    for name in names:
+        static_map_shape(name, source_shapes[name])
+    return names
+
+
+def channel_distances(target_map, source_map):
+    """`[batch, C]`: ‖FM_t[c] − FM_s[c]‖² per example and channel (summed over positions), float32."""
+    difference = ops.cast(target_map, "float32") - ops.cast(source_map, "float32")
+    spatial_axes = tuple(range(1, len(difference.shape) - 1))
+    squared = ops.square(difference)
+    return ops.sum(squared, axis=spatial_axes) if spatial_axes else squared
+
+
+def position_distances(target_map, source_map):
+    """`[batch, H·W]`: ‖FM_t[p] − FM_s[p]‖² per example and position (summed over channels), float32."""
+    difference = ops.cast(target_map, "float32") - ops.cast(source_map, "float32")
+    height, width = difference.shape[1], difference.shape[2]
+    return ops.reshape(ops.sum(ops.square(difference), axis=-1), (-1, height * width))
+
+
+def batch_mean_of_sums(per_example_terms):
+    """Σ over every axis but the first, then the mean over the batch."""
+    axes = tuple(range(1, len(per_example_terms.shape)))
+    totals = ops.sum(per_example_terms, axis=axes) if axes else per_example_terms
+    return ops.mean(totals)
+
+
+class FeatureMapRegularizer(Regularizer):
+    """Base of the terms on tapped feature maps: `inputs`, the coefficient α and its config."""
+
+    inputs = ("target_features", "source_features")
+
+    def __init__(self, alpha=0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = check_non_negative("alpha", alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class AttentiveRegularizer(FeatureMapRegularizer):
+    """A feature-map term whose attention is a small network trained jointly with the target.
+
+    The attention layers are built from the tapped maps' shapes (any input resolution),
+    live in `self.attention` (a dict), are trained by the model's optimizer like the AFA
+    code does, and are saved with the model. `reinitialize()` draws them afresh (the stage
+    switch of `keras_tl.callbacks.StagedRegularization`).
+    """
+
+    def reinitialize(self):
+        """Re-draws every attention weight from its initializer."""
+        for layer in self.attention.values():
+            layer.reinitialize()
