@@ -1,0 +1,256 @@
+"""`keras_tl.data.load`: a data-set spec → a batched `tf.data` pipeline and its class names."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_tl.data import transforms
+from keras_tl.data.digits import load_digits
+from keras_tl.data.folder import load_folder
+from keras_tl.data.records import scan
+from keras_tl.data.sampling import few_shot_indices
+from keras_tl.data.tfds import load_tfds
+from keras_tl.data.tfrecord import load_tfrecord
+
+SCHEMES = ("tfds", "folder", "tfrecord", "digits")
+AUGMENTATIONS = ("keras", "none")
+
+
+@dataclasses.dataclass
+class Split:
+    """What `load` returns.
+
+    Attributes:
+        dataset: `tf.data.Dataset` of `(images, labels)` batches: float32 images
+            `[batch, H, W, 3]` (`[batch, 10, H, W, 3]` with `crops="ten"`) already preprocessed
+            for the backbone, int32 labels. It feeds `fit`/`evaluate` on every backend.
+        class_names: the name of each label of the returned labels.
+        labels: int array, the label of every example the dataset yields (in reading order,
+            before any shuffling), e.g. for per-class counts.
+        image_size: `(H, W)`.
+    """
+
+    dataset: tf.data.Dataset
+    class_names: list
+    labels: np.ndarray
+    image_size: tuple
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def num_examples(self):
+        return len(self.labels)
+
+
+def parse_spec(spec):
+    """`"scheme:argument"` → `(scheme, argument)`; `"digits"` alone is allowed."""
+    scheme, _, argument = str(spec).partition(":")
+    if scheme not in SCHEMES or (scheme != "digits" and not argument):
+        raise ValueError(
+            "Expected a data-set spec 'tfds:<name>', 'folder:<path>', 'tfrecord:<glob or dir>' or "
+            f"'digits'. Received: spec={spec!r}"
+        )
+    return scheme, argument
+
+
+def records_for(spec, split="train", data_dir=None):
+    """The `Records` of a spec's split (no reading of images yet)."""
+    scheme, argument = parse_spec(spec)
+    if scheme == "folder":
+        return load_folder(argument, split)
+    if scheme == "tfrecord":
+        return load_tfrecord(argument, split)
+    if scheme == "tfds":
+        return load_tfds(argument, split, data_dir)
+    return load_digits(split)
+
+
+def load(
+    spec,
+    split="train",
+    *,
+    image_size,
+    preprocess=None,
+    batch_size=32,
+    training=None,
+    augment="keras",
+    flip=True,
+    resize_ratio=transforms.DEFAULT_RESIZE_RATIO,
+    crops="center",
+    classes=None,
+    per_class=None,
+    fraction=None,
+    seed=0,
+    data_dir=None,
+    check_images=True,
+    cache=True,
+    shuffle_buffer=10_000,
+    drop_remainder=False,
+):
+    """Loads a split of an image classification data set as a batched `tf.data` pipeline.
+
+    Reading: the spec names the source (`tfds:<name>` from `data_dir`, `folder:<path>`,
+    `tfrecord:<glob or dir>`, or `digits`, scikit-learn's digits). With `check_images`, a
+    first pass decodes every image and skips the unreadable ones (one warning counts them).
+    Selecting: `classes` keeps some classes (relabelled in the given order), then
+    `per_class` / `fraction` draw a stratified few-shot sample with `seed`. Transforming:
+    training resizes to `resize_ratio × image_size`, crops `image_size` at random and flips
+    (`augment="keras"`, Keras' own layers; any callable `image -> image` instead, e.g. a
+    keras-cv layer); evaluation resizes the same way and takes the center crop or the ten
+    crops. Last, `preprocess` maps 0..255 RGB to the backbone's input.
+
+    Args:
+        spec: the data-set spec (see above).
+        split: `"train"`, `"test"`, `"val"` ... as the source names them; `"all"` for a folder
+            without split files.
+        image_size: `(H, W)` or an int, the network's input size.
+        preprocess: a backbone name (its `keras_tl.backbones.preprocess_input`), a callable on
+            batches of 0..255 images, or `None` to keep 0..255.
+        batch_size: examples per batch.
+        training: shuffle and augment; defaults to `split == "train"`.
+        augment: `"keras"`, `"none"` or a callable applied to each float image in 0..255,
+            already resized to `image_size` (it must keep that size), e.g. keras-cv's
+            `RandAugment(value_range=(0, 255))`.
+        flip: random horizontal flips in the `"keras"` augmentation.
+        resize_ratio: resize size / crop size (256 / 224 by default).
+        crops: evaluation crops, `"center"` or `"ten"` (images then have a crops axis of 10).
+        classes: `None` (all) or a list of classes to keep, each a class name or a label
+            number (an int, or a digit string that is not a class name).
+        per_class: keep this many examples per class (few-shot, fixed count).
+        fraction: keep this fraction of each class (few-shot, fraction).
+        seed: seed of the few-shot sample and of shuffling/augmentation.
+        data_dir: where tfds data sets are prepared.
+        check_images: decode every image once up front and skip the unreadable ones (one
+            warning counts them); else unreadable images are dropped as they are read.
+        cache: keep the encoded images in memory after the first epoch.
+        shuffle_buffer: shuffle buffer size (capped at the number of examples).
+        drop_remainder: drop the last incomplete batch.
+
+    Returns:
+        A `Split` (dataset, class_names, labels, image_size).
+
+    Example:
+    >>> train = keras_tl.data.load("folder:../shared/data/dtd10", "train", image_size=224,
+    ...                            preprocess="resnet50", per_class=30, seed=0)
+    >>> model.fit(train.dataset, epochs=10)
+    """
+    image_size = _pair(image_size)
+    training = (split == "train") if training is None else bool(training)
+    if crops not in transforms.CROPS:
+        raise ValueError(f"Expected crops to be one of {transforms.CROPS}. Received: crops={crops!r}")
+    if not (callable(augment) or augment in AUGMENTATIONS):
+        raise ValueError(
+            f"Expected augment to be one of {AUGMENTATIONS} or a callable. Received: augment={augment!r}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
+
+    records = records_for(spec, split, data_dir)
+    if check_images or records.labels is None:
+        indices, labels = scan(records, check_images=check_images)
+    else:
+        indices, labels = None, np.asarray(records.labels)
+    class_names = records.class_names or [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+    mapping = np.arange(len(class_names), dtype=np.int64)
+    if classes is not None:
+        mapping, class_names = _class_mapping(classes, class_names)
+        keep = mapping[labels] >= 0
+        indices = (np.arange(len(labels)) if indices is None else indices)[keep]
+        labels = labels[keep]
+    if per_class is not None or fraction is not None:
+        chosen = few_shot_indices(labels, per_class=per_class, fraction=fraction, seed=seed)
+        indices = (np.arange(len(labels)) if indices is None else indices)[chosen]
+        labels = labels[chosen]
+    if len(labels) == 0:
+        raise ValueError(f"No examples left in {records.description} after selection (classes={classes!r}).")
+
+    dataset = records.subset(indices)
+    if check_images:
+        # Every kept image decodes: the size is known, so `fit` knows its steps per epoch.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels)))
+    mapping_t = tf.constant(mapping)
+    dataset = dataset.map(
+        lambda index, encoded, label: (encoded, tf.cast(tf.gather(mapping_t, label), tf.int32))
+    )
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(
+            max(1, min(len(labels), shuffle_buffer)), seed=seed, reshuffle_each_iteration=True
+        )
+
+    resize, augment = _stages(training, augment, image_size, resize_ratio, flip, crops, seed)
+    dataset = dataset.map(
+        lambda encoded, label: (resize(transforms.decode(encoded)), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if not check_images:
+        # Nothing was checked up front: an unreadable image is dropped (and logged) when read.
+        dataset = dataset.ignore_errors(log_warning=True)
+    if augment is not None:
+        # Sequential on purpose: Keras' seeded layers draw from one generator state, so in a
+        # parallel map the draws would depend on thread timing and a seed would not reproduce a run.
+        dataset = dataset.map(lambda image, label: (augment(image), label))
+    # Fewer examples than one batch: keep the one short batch rather than an empty epoch.
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and len(labels) >= batch_size)
+    to_input = transforms.tf_preprocess(preprocess)
+    dataset = dataset.map(
+        lambda images, labels: (to_input(images), labels), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return Split(dataset, list(class_names), np.asarray(mapping[labels]), image_size)
+
+
+def _pair(image_size):
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    image_size = tuple(int(s) for s in image_size)
+    if len(image_size) != 2 or min(image_size) < 1:
+        raise ValueError(
+            f"Expected image_size to be an int or (height, width). Received: image_size={image_size!r}"
+        )
+    return image_size
+
+
+def _class_mapping(classes, class_names):
+    """old label → new label (-1: dropped), and the kept class names in the order given."""
+    mapping = np.full(len(class_names), -1, np.int64)
+    kept = []
+    for new, wanted in enumerate(classes):
+        if wanted in class_names:
+            old = class_names.index(wanted)
+        elif _is_label(wanted) and 0 <= int(wanted) < len(class_names):
+            old = int(wanted)
+        else:
+            raise ValueError(
+                f"Unknown class {wanted!r}. Expected names from {class_names[:20]}"
+                f"{' ...' if len(class_names) > 20 else ''} or label ints. Received: classes={classes!r}"
+            )
+        if mapping[old] >= 0:
+            raise ValueError(f"Expected unique classes. Received: classes={classes!r}")
+        mapping[old] = new
+        kept.append(class_names[old])
+    return mapping, kept
+
+
+def _is_label(value):
+    if isinstance(value, str):
+        return value.isdigit()
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _stages(training, augment, image_size, ratio, flip, crops, seed):
+    """`(resize, augment)`: a deterministic per-image resize (run in parallel) and the random part (or None)."""
+    if not training:
+        return (lambda image: transforms.eval_transform(image, image_size, ratio, crops)), None
+    if augment == "none":
+        return (lambda image: transforms.eval_transform(image, image_size, ratio, "center")), None
+    if callable(augment):
+        return (lambda image: transforms.resize_to_aspect(image, image_size)), augment
+    size = transforms.resize_size(image_size, ratio)
+    return (lambda image: transforms.resize_to_aspect(image, size)), transforms.KerasAugmentation(
+        image_size, flip=flip, seed=seed
+    )

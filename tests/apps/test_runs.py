@@ -1,0 +1,130 @@
+"""Tiny runs through the apps' code on this backend: pretrain → finetune → evaluate → export."""
+
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_tl.data
+from apps import common, evaluate, export, finetune, pretrain, training
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("apps")
+    common.parse(
+        pretrain.FLAGS,
+        [
+            "prog",
+            "--backbone=cifar_resnet8",
+            "--image_size=8",
+            "--epochs=1",
+            "--per_class=8",
+            "--batch_size=16",
+            "--eval_split=",
+            f"--output_dir={root}/pretrain",
+            "--bn_momentum=0.9",
+        ],
+    )
+    _, history, source = pretrain.run(pretrain.FLAGS)
+    common.parse(
+        finetune.FLAGS,
+        [
+            "prog",
+            f"--source={source}",
+            "--per_class=4",
+            "--epochs=1",
+            "--batch_size=8",
+            "--repeats=2",
+            "--method=l2_sp",
+            "--dtnh",
+            "--hparams=alpha=0.1",
+            "--ten_crop",
+            "--verbose=0",
+            f"--output_dir={root}/finetune",
+        ],
+    )
+    report = finetune.run(finetune.FLAGS)
+    return root, source, history, report
+
+
+def test_pretrain_writes_the_source_and_its_card(runs):
+    root, source, history, _ = runs
+    assert list(history) == ["accuracy", "loss"] and len(history["loss"]) == 1
+    model = keras.saving.load_model(source, compile=False)
+    assert model.output.shape[-1] == 5  # digits 0-4, the pretrain default
+    card = common.load_card(source)
+    assert card["backbone"] == "cifar_resnet8" and card["class_names"] == ["0", "1", "2", "3", "4"]
+    assert not os.path.exists(
+        os.path.join(root, "pretrain", "backup")
+    )  # BackupAndRestore cleans up when done
+
+
+def test_finetune_reports_mean_and_std_over_the_seeds(runs):
+    root, _, _, report = runs
+    out = os.path.join(root, "finetune")
+    with open(os.path.join(out, "results.json")) as handle:
+        saved = json.load(handle)
+    assert list(saved["results"]) == ["l2_sp+dtnh"]  # --dtnh applies to every method
+    for result in saved["results"].values():
+        assert [run["seed"] for run in result["runs"]] == [0, 1]
+        top1 = [run["top1"] for run in result["runs"]]
+        assert result["summary"]["top1"]["mean"] == pytest.approx(np.mean(top1))
+        assert result["summary"]["top1"]["std"] == pytest.approx(np.std(top1, ddof=1))
+        assert "top1_10crop" in result["summary"]
+    assert "dtnh/angle_d_loss" in saved["results"]["l2_sp+dtnh"]["runs"][0]["history"]
+    assert "reg/l2_sp" in saved["results"]["l2_sp+dtnh"]["runs"][0]["history"]
+    table = open(os.path.join(out, "results.md")).read().splitlines()
+    assert table[0].startswith("| method | top-1 (%) | mean per-class (%) | 10-crop top-1 (%)")
+    assert table[2].startswith("| l2_sp+dtnh | ") and table[2].endswith(" | 2 |")
+    assert report["table"].splitlines() == table
+
+
+def test_finetune_writes_plots_logs_model_and_saved_model(runs):
+    root, _, _, report = runs
+    out = os.path.join(root, "finetune")
+    assert sorted(os.path.basename(p) for p in report["plots"]) == ["dtnh_angles.png", "learning_curves.png"]
+    for plot in report["plots"]:
+        with open(plot, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert glob.glob(
+        os.path.join(out, "tensorboard", "l2_sp+dtnh", "seed1", "train", "events.out.tfevents.*")
+    )
+    assert report["best"]["saved_model"] == os.path.join(out, "saved_models", "digits", "1")
+    assert os.path.isfile(os.path.join(report["best"]["saved_model"], "saved_model.pb"))
+
+
+def test_evaluate_and_export_apps_on_the_best_model(runs):
+    root, _, _, report = runs
+    best = report["best"]
+    common.parse(evaluate.FLAGS, ["prog", f"--model={best['model']}"])
+    results = evaluate.run(evaluate.FLAGS)
+    first_run = report["results"][best["method"]]["runs"][0]
+    assert results["center"]["top1"] == pytest.approx(first_run["top1"])
+    assert results["ten"]["mean_per_class"] == pytest.approx(first_run["mean_per_class_10crop"])
+    base = os.path.join(root, "finetune", "saved_models")
+    common.parse(export.FLAGS, ["prog", f"--model={best['model']}", f"--base_dir={base}"])
+    assert export.run(export.FLAGS) == os.path.join(base, "digits", "2")
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt("interrupted after the first epoch")
+
+
+def test_pretraining_resumes_after_an_interruption(tmp_path):
+    train = keras_tl.data.load(
+        "digits", "train", image_size=8, per_class=2, classes=[0, 1], batch_size=4, training=True
+    )
+    kwargs = dict(
+        batch_size=4, epochs=2, lr=0.01, output=str(tmp_path / "s.keras"), backup_dir=str(tmp_path / "b")
+    )
+    with pytest.raises(KeyboardInterrupt):
+        training.pretrain(train, "cifar_resnet8", (8, 8), callbacks=[_Interrupt()], verbose=0, **kwargs)
+    assert os.path.isdir(tmp_path / "b") and not os.path.exists(tmp_path / "s.keras")
+    _, history = training.pretrain(train, "cifar_resnet8", (8, 8), verbose=0, **kwargs)
+    assert len(history["loss"]) == 1  # only the second epoch ran
+    assert os.path.exists(tmp_path / "s.keras") and not os.path.exists(tmp_path / "b")
