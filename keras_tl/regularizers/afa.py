@@ -8,7 +8,6 @@ from keras_tl.regularizers.feature_maps import (
     AttentiveRegularizer,
     batch_mean_of_sums,
     channel_distances,
-    checked_static_names,
     matched_names,
     position_distances,
 )
@@ -46,11 +45,7 @@ class AST(AttentiveRegularizer):
     """
 
     def build(self, target_features_shape, source_features_shape):
-        names = checked_static_names(target_features_shape, source_features_shape)
-        self.attention = {name: SpatialAttention(name=f"{name}_ast") for name in names}
-        for name in names:
-            self.attention[name].build(source_features_shape[name])
-        super().build()
+        self._build_per_tap(SpatialAttention, target_features_shape, source_features_shape)
 
     def attention_weights(self, source_features):
         """`{tap: [batch, H·W]}`: the attention over positions (rows sum to 1)."""
@@ -92,11 +87,7 @@ class ACT(AttentiveRegularizer):
     """
 
     def build(self, target_features_shape, source_features_shape):
-        names = checked_static_names(target_features_shape, source_features_shape)
-        self.attention = {name: ChannelAttention(name=f"{name}_act") for name in names}
-        for name in names:
-            self.attention[name].build(source_features_shape[name])
-        super().build()
+        self._build_per_tap(ChannelAttention, target_features_shape, source_features_shape)
 
     def attention_weights(self, source_features):
         """`{tap: [batch, C]}`: the attention over channels (rows sum to 1)."""

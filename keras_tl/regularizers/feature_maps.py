@@ -99,6 +99,14 @@ class AttentiveRegularizer(FeatureMapRegularizer):
     switch of `keras_tl.callbacks.StagedRegularization`).
     """
 
+    def _build_per_tap(self, attention_class, target_features_shape, source_features_shape):
+        """One `attention_class` network per tap, built from that tap's source map shape."""
+        names = checked_static_names(target_features_shape, source_features_shape)
+        self.attention = {name: attention_class(name=f"{name}_{self.name}") for name in names}
+        for name in names:
+            self.attention[name].build(source_features_shape[name])
+        self.built = True
+
     def reinitialize(self):
         """Re-draws every attention weight from its initializer."""
         for layer in self.attention.values():

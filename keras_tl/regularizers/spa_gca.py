@@ -47,11 +47,7 @@ class SPA(AttentiveRegularizer):
     """
 
     def build(self, target_features_shape, source_features_shape):
-        names = checked_static_names(target_features_shape, source_features_shape)
-        self.attention = {name: SpatialAttention(name=f"{name}_spa") for name in names}
-        for name in names:
-            self.attention[name].build(source_features_shape[name])
-        super().build()
+        self._build_per_tap(SpatialAttention, target_features_shape, source_features_shape)
 
     def attention_weights(self, target_features, source_features):
         """`{tap: [batch, H·W]}`: the attention over positions (rows sum to 1)."""
