@@ -14,3 +14,15 @@ from keras_tl import (
 from keras_tl.models import TransferModel
 
 __version__ = "0.1.0"
+
+# Imported on first use: they build tf.data pipelines and SavedModels, which plain
+# `model.fit` users (and the JAX backend) do not need at import time.
+_LAZY_SUBMODULES = ("data", "export", "distribute")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"keras_tl.{name}")
+    raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
