@@ -13,7 +13,9 @@ import sys
 import keras
 from absl import app, flags
 
-from keras_tl import backbones
+import keras_tl.callbacks
+import keras_tl.models
+from keras_tl import backbones, distribute
 from keras_tl import data as tl_data
 
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
@@ -152,6 +154,50 @@ def define_training_flags(fv, epochs, lr, output_dir):
     flags.DEFINE_string("output_dir", output_dir, "Where results, logs and models go.", flag_values=fv)
 
 
+def define_distribute_flag(fv):
+    """--distribute: how training is spread over devices (see `keras_tl.distribute`)."""
+    allowed = distribute.STRATEGIES.get(keras.backend.backend(), ("none",))
+    flags.DEFINE_string(
+        "distribute",
+        "none",
+        f"Devices/machines to train on; on the {keras.backend.backend()} backend one of {list(allowed)} "
+        "(multi_worker: see docs/APPS.md for the cluster set-up).",
+        flag_values=fv,
+    )
+    validator(fv, "distribute", check_distribute)
+
+
+def check_distribute(value):
+    allowed = distribute.STRATEGIES.get(keras.backend.backend(), ("none",))
+    if value not in allowed:
+        raise ValueError(
+            f"Expected --distribute to be one of {list(allowed)} on the {keras.backend.backend()} backend. "
+            f"Received: {value!r}"
+        )
+
+
+def define_loading_flag(fv):
+    flags.DEFINE_boolean(
+        "unsafe_deserialization",
+        False,
+        "Allow .keras files that need unsafe deserialization (e.g. Lambda layers: arbitrary Python code). "
+        "Only for files you trust.",
+        flag_values=fv,
+    )
+
+
+def training_callbacks(train, backup_dir=None):
+    """What every app's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) BackupAndRestore.
+
+    `NaNGuard` raises within the epoch, so `BackupAndRestore` never saves NaN weights: a rerun
+    resumes from the last good epoch.
+    """
+    callbacks = [keras_tl.callbacks.NaNGuard(), train.epoch_callback()]
+    if backup_dir:
+        callbacks.append(keras.callbacks.BackupAndRestore(backup_dir))
+    return callbacks
+
+
 def check_preprocess(value):
     if value and value not in PREPROCESS_CHOICES:
         raise ValueError(
@@ -273,7 +319,7 @@ def resolve_preprocess(flag_value, card=None, model_name=None):
     )
 
 
-def load_keras_model(path):
+def load_keras_model(path, unsafe_deserialization=False):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Expected a saved Keras model file. Received: {path!r} (no such file)")
-    return keras.saving.load_model(path, compile=False)
+    return keras_tl.models.load_model(path, unsafe_deserialization=unsafe_deserialization, compile=False)

@@ -17,6 +17,7 @@ from keras_tl.data import evaluate as evaluate_model
 from keras_tl.data import transforms
 
 FLAGS = flags.FlagValues()
+common.define_loading_flag(FLAGS)
 flags.DEFINE_string(
     "model", "runs/finetune/best_model.keras", "The saved classifier (.keras).", flag_values=FLAGS
 )
@@ -38,7 +39,7 @@ def _check_crops(crops):
 
 def run(fv):
     """Evaluates with the parsed flags `fv`; returns `{crops: {"top1", "mean_per_class"}, ...}`."""
-    model = common.load_keras_model(fv.model)
+    model = common.load_keras_model(fv.model, fv.unsafe_deserialization)
     card = common.load_card(fv.model)
     size = (fv.image_size,) * 2 if fv.image_size else common.input_size(model)
     preprocess = common.resolve_preprocess(fv.preprocess, card, model.name)

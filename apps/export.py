@@ -14,6 +14,7 @@ from keras_tl.data import transforms
 from keras_tl.export import export_serving
 
 FLAGS = flags.FlagValues()
+common.define_loading_flag(FLAGS)
 flags.DEFINE_string(
     "model", "runs/finetune/best_model.keras", "The saved classifier (.keras).", flag_values=FLAGS
 )
@@ -46,7 +47,7 @@ common.validator(FLAGS, "preprocess", common.check_preprocess)
 
 def run(fv):
     """Exports with the parsed flags `fv`; returns the version folder."""
-    model = common.load_keras_model(fv.model)
+    model = common.load_keras_model(fv.model, fv.unsafe_deserialization)
     card = common.load_card(fv.model)
     preprocess = common.resolve_preprocess(fv.preprocess, card, model.name)
     name = fv.name or common.export_name(card.get("dataset", "")) or model.name

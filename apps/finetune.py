@@ -12,6 +12,8 @@ the best model as a SavedModel for TF Serving. Real use names a source and a dat
         --dataset=folder:../shared/data/dtd10 --image_size=32 \\
         --method=l2,l2_sp,l2_sp+dtnh --repeats=5 --per_class=30 --epochs=30
 
+Each run is checkpointed every epoch (`BackupAndRestore`, in --backup_dir): after a crash,
+run the same command again and it resumes from the last finished epoch with the same result.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
@@ -116,6 +118,14 @@ flags.DEFINE_float(
     "source_lr", 0.1, "Demo source pre-training learning rate.", lower_bound=0.0, flag_values=FLAGS
 )
 
+flags.DEFINE_string(
+    "backup_dir",
+    "",
+    "BackupAndRestore folder (a subfolder per method and seed); empty: <output_dir>/backup.",
+    flag_values=FLAGS,
+)
+common.define_distribute_flag(FLAGS)
+common.define_loading_flag(FLAGS)
 common.validator(FLAGS, "method", methods.check_entries)
 common.validator(FLAGS, "source_dataset", parse_spec)
 
@@ -184,6 +194,8 @@ def pretrain_demo_source(fv, size):
         verbose=fv.verbose,
         # A few hundred steps: the moving statistics must converge within them (see `pretrain`).
         bn_momentum=0.9,
+        distribute=fv.distribute,
+        backup_dir=os.path.join(fv.backup_dir or os.path.join(fv.output_dir, "backup"), "source"),
     )
     return output
 
@@ -196,7 +208,9 @@ def run(fv):
     if not source:
         source = pretrain_demo_source(fv, (fv.image_size or DEMO_IMAGE_SIZE,) * 2)
     image_size = (fv.image_size,) * 2 if fv.image_size else None
-    source_model, taps, preprocess, size = training.make_source(source, fv.source_weights, image_size)
+    source_model, taps, preprocess, size = training.make_source(
+        source, fv.source_weights, image_size, fv.unsafe_deserialization
+    )
     if image_size and tuple(image_size) != tuple(size):
         raise ValueError(
             f"Expected --image_size to match the source's input {size}. Received: {fv.image_size}"
@@ -251,6 +265,10 @@ def run(fv):
                 log_dir=os.path.join(fv.output_dir, "tensorboard", label, f"seed{seed}"),
                 ten_crop_data=ten_crop,
                 verbose=fv.verbose,
+                distribute=fv.distribute,
+                backup_dir=os.path.join(
+                    fv.backup_dir or os.path.join(fv.output_dir, "backup"), label, f"seed{seed}"
+                ),
             )
             runs.append(record)
             if first_model is None:

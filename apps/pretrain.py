@@ -47,6 +47,7 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "backup_dir", "", "BackupAndRestore folder; empty: <output_dir>/backup.", flag_values=FLAGS
 )
+common.define_distribute_flag(FLAGS)
 common.validator(FLAGS, "output", lambda value: _check_keras_path("--output", value))
 
 
@@ -104,6 +105,7 @@ def run(fv):
         backup_dir=fv.backup_dir or os.path.join(fv.output_dir, "backup"),
         eval_data=eval_data,
         seed=fv.seed,
+        distribute=fv.distribute,
     )
     return model, history, output
 

@@ -9,6 +9,7 @@ from absl import logging
 
 import keras_tl
 import keras_tl.data
+import keras_tl.distribute
 from apps import common, methods
 from keras_tl import backbones
 
@@ -39,6 +40,7 @@ def pretrain(
     eval_data=None,
     seed=0,
     verbose=2,
+    distribute="none",
 ):
     """Trains `backbone` from scratch on `train` (a `keras_tl.data.Split` of `batch_size`) and saves it to `output`.
 
@@ -46,7 +48,8 @@ def pretrain(
     head (two-head methods). `bn_momentum` replaces the BatchNormalization momentum (Keras'
     default 0.99 leaves the moving statistics near their initial values after a few hundred
     steps; short runs need e.g. 0.9). With `backup_dir`, `keras.callbacks.BackupAndRestore` saves each
-    epoch there and an interrupted run resumes from its last epoch.
+    epoch there and an interrupted run resumes from its last epoch. The model is built,
+    compiled and trained inside `keras_tl.distribute.scope(distribute)`.
 
     Returns:
         `(model, history dict)`.
@@ -54,35 +57,35 @@ def pretrain(
     if loss not in PRETRAIN_LOSSES:
         raise ValueError(f"Expected loss to be one of {sorted(PRETRAIN_LOSSES)}. Received: loss={loss!r}")
     keras.utils.set_random_seed(seed)
-    model = backbones.build(
-        backbone,
-        weights=None,
-        input_shape=tuple(image_size) + (3,),
-        include_top=True,
-        classes=train.num_classes,
-    )
-    if bn_momentum is not None:
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = bn_momentum
-    optimizer = common.sgd(lr, momentum, epochs, common.steps_per_epoch(train, batch_size))
-    # Decoupled decay on kernels only: a standard choice for training ResNets from scratch.
-    optimizer.weight_decay = weight_decay
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    model.compile(
-        optimizer=optimizer,
-        loss=PRETRAIN_LOSSES[loss](train.num_classes, train.class_names),
-        metrics=["accuracy"],
-    )
-    callbacks = ([keras.callbacks.BackupAndRestore(backup_dir)] if backup_dir else []) + list(callbacks)
-    history = model.fit(
-        train.dataset,
-        epochs=epochs,
-        validation_data=eval_data,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=verbose,
-    )
+    with keras_tl.distribute.scope(distribute):
+        model = backbones.build(
+            backbone,
+            weights=None,
+            input_shape=tuple(image_size) + (3,),
+            include_top=True,
+            classes=train.num_classes,
+        )
+        if bn_momentum is not None:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = bn_momentum
+        optimizer = common.sgd(lr, momentum, epochs, common.steps_per_epoch(train, batch_size))
+        # Decoupled decay on kernels only: a standard choice for training ResNets from scratch.
+        optimizer.weight_decay = weight_decay
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        model.compile(
+            optimizer=optimizer,
+            loss=PRETRAIN_LOSSES[loss](train.num_classes, train.class_names),
+            metrics=["accuracy"],
+        )
+        history = model.fit(
+            train.dataset,
+            epochs=epochs,
+            validation_data=eval_data,
+            callbacks=common.training_callbacks(train, backup_dir) + list(callbacks),
+            shuffle=False,
+            verbose=verbose,
+        )
     common.save_model(
         model,
         output,
@@ -101,14 +104,19 @@ def pretrain(
 # ============================================================================ fine-tuning
 
 
-def make_source(source, source_weights, image_size):
+def make_source(source, source_weights, image_size, unsafe_deserialization=False):
     """`(source model or name, taps, preprocess, image size)` from the `--source` flags."""
     if source in backbones.NAMES:
         size = tuple(image_size) if image_size else backbones.default_input_shape(source)[:2]
         weights = source_weights or None
         model = backbones.build(source, weights=weights, input_shape=size + (3,))
         return model, backbones.default_taps(source), source, size
-    model = common.load_keras_model(source)
+    if not source.endswith(".keras"):
+        raise ValueError(
+            f"Expected --source to be a backbone name from {list(backbones.NAMES)} or a saved "
+            f"model file ending in '.keras'. Received: {source!r}"
+        )
+    model = common.load_keras_model(source, unsafe_deserialization)
     card = common.load_card(source)
     name = card.get("backbone") or model.name
     taps = backbones.default_taps(name) if name in backbones.NAMES else []
@@ -133,8 +141,14 @@ def finetune(
     log_dir=None,
     ten_crop_data=None,
     verbose=2,
+    distribute="none",
+    backup_dir=None,
 ):
     """One fine-tuning run of `method` (see `apps.methods`) from `source` on `train`.
+
+    Built, compiled and trained inside `keras_tl.distribute.scope(distribute)`; with
+    `backup_dir`, `keras.callbacks.BackupAndRestore` saves each epoch there and a rerun
+    resumes from the last finished epoch.
 
     Returns:
         `(model, record)`: the trained `TransferModel` and a JSON-safe dict with the
@@ -142,37 +156,38 @@ def finetune(
         and the wall time.
     """
     keras.utils.set_random_seed(seed)
-    setup = methods.build(method, hparams or {})
-    model = keras_tl.TransferModel(
-        source,
-        num_classes=train.num_classes,
-        taps=taps,
-        regularizers=setup.regularizers,
-        gradient_rule=keras_tl.gradients.DTNH() if dtnh else None,
-        freeze_backbone=setup.freeze_backbone,
-        source_head=setup.source_head,
-        keep_source=setup.keep_source,
-        dropout=dropout,
-    )
-    steps = common.steps_per_epoch(train, batch_size)
-    model.compile(
-        optimizer=common.sgd(lr, momentum, epochs, steps),
-        loss=common.cross_entropy(),
-        metrics=["accuracy"],
-    )
-    callbacks = list(setup.callbacks(epochs, steps))
-    if log_dir and tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
-    start = time.perf_counter()
-    history = model.fit(
-        train.dataset,
-        epochs=epochs,
-        validation_data=eval_data.dataset,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=verbose,
-    )
-    seconds = time.perf_counter() - start
+    setup = methods.build(method, hparams or {}, methods.Context(source, taps, train, log_dir))
+    with keras_tl.distribute.scope(distribute):
+        model = keras_tl.TransferModel(
+            source,
+            num_classes=train.num_classes,
+            taps=taps,
+            regularizers=setup.regularizers,
+            gradient_rule=keras_tl.gradients.DTNH() if dtnh else None,
+            freeze_backbone=setup.freeze_backbone,
+            source_head=setup.source_head,
+            keep_source=setup.keep_source,
+            dropout=dropout,
+        )
+        steps = common.steps_per_epoch(train, batch_size)
+        model.compile(
+            optimizer=common.sgd(lr, momentum, epochs, steps),
+            loss=common.cross_entropy(),
+            metrics=["accuracy"],
+        )
+        callbacks = common.training_callbacks(train, backup_dir) + list(setup.callbacks(epochs, steps))
+        if log_dir and tensorboard_available():
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
+        start = time.perf_counter()
+        history = model.fit(
+            train.dataset,
+            epochs=epochs,
+            validation_data=eval_data.dataset,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=verbose,
+        )
+        seconds = time.perf_counter() - start
     record = {"seed": seed, "seconds": round(seconds, 2)}
     record.update(keras_tl.data.evaluate(model, eval_data.dataset, eval_data.num_classes))
     if ten_crop_data is not None:

@@ -29,12 +29,26 @@ class Split:
         labels: int array, the label of every example the dataset yields (in reading order,
             before any shuffling), e.g. for per-class counts.
         image_size: `(H, W)`.
+        epoch: with `training=True`, the `tf.Variable` epoch index the next pass shuffles
+            with (each pass reads it, then adds 1); `None` otherwise. A resumed `fit` sets it
+            at each epoch's start (`epoch_callback`), so the order does not depend on how many
+            epochs ran in this process.
     """
 
     dataset: tf.data.Dataset
     class_names: list
     labels: np.ndarray
     image_size: tuple
+    epoch: tf.Variable = None
+
+    def epoch_callback(self):
+        """A Keras callback that sets `epoch` to `fit`'s epoch index (resume-safe shuffling)."""
+        import keras
+
+        epoch = self.epoch
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda index, logs=None: epoch is not None and epoch.assign(index)
+        )
 
     @property
     def num_classes(self):
@@ -177,10 +191,9 @@ def load(
     )
     if cache:
         dataset = dataset.cache()
+    epoch = None
     if training:
-        dataset = dataset.shuffle(
-            max(1, min(len(labels), shuffle_buffer)), seed=seed, reshuffle_each_iteration=True
-        )
+        dataset, epoch = _shuffled_per_epoch(dataset, max(1, min(len(labels), shuffle_buffer)), seed)
 
     resize, augment = _stages(training, augment, image_size, resize_ratio, flip, crops, seed)
     dataset = dataset.map(
@@ -201,7 +214,39 @@ def load(
         lambda images, labels: (to_input(images), labels), num_parallel_calls=tf.data.AUTOTUNE
     )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Split(dataset, list(class_names), np.asarray(mapping[labels]), image_size)
+    return Split(dataset, list(class_names), np.asarray(mapping[labels]), image_size, epoch)
+
+
+def _shuffled_per_epoch(dataset, buffer_size, seed):
+    """`dataset` shuffled by a seed of `(seed, epoch)`, not by how often it was iterated.
+
+    `shuffle(reshuffle_each_iteration=True)` draws each pass's order from this process's
+    iterator count, so a run resumed at epoch k would replay epoch 0's order; here pass k
+    has the order of `(seed, k)` wherever it runs. Blocks of `buffer_size` consecutive
+    examples are each permuted uniformly (stateless); with `buffer_size` ≥ the number of
+    examples (the default up to 10,000) that is one uniform permutation per epoch.
+    """
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+    cardinality = dataset.cardinality()
+
+    def one_pass(_):
+        index = epoch.assign_add(1) - 1
+
+        def permute(block_index, block):
+            block_seed = tf.stack([tf.constant(seed, tf.int64), index * 1_000_003 + block_index])
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(tf.shape(block[-1])[0]), seed=block_seed
+            )
+            return tf.data.Dataset.from_tensor_slices(
+                tf.nest.map_structure(lambda t: tf.gather(t, order), block)
+            )
+
+        return dataset.batch(buffer_size).enumerate().flat_map(permute)
+
+    shuffled = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
+    if cardinality >= 0:
+        shuffled = shuffled.apply(tf.data.experimental.assert_cardinality(cardinality))
+    return shuffled, epoch
 
 
 def _pair(image_size):
