@@ -219,6 +219,11 @@ def channel_importance(model, batches, taps=None, chunk_size=32, loss=None, retu
             increase = ops.sum(ablated - baseline[:, None], axis=0)
             totals[tap.name] += ops.convert_to_numpy(increase).astype("float64")
         examples += int(ops.shape(y)[0])
+    return mean_importance(totals, examples, passes, return_stats)
+
+
+def mean_importance(totals, examples, passes, return_stats):
+    """Per-example mean loss increases `{tap: [C]}` (and the cost stats) from summed totals."""
     if not examples:
         raise ValueError("Expected at least one (x, y) batch. Received: an empty `batches`")
     importance = {name: (total / examples).tolist() for name, total in totals.items()}

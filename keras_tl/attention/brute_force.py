@@ -7,7 +7,7 @@ N+1 full forward passes per batch for N channels. It is the reference that the b
 import numpy as np
 from keras import ops
 
-from keras_tl.attention.ablation import per_example_cross_entropy
+from keras_tl.attention.ablation import mean_importance, per_example_cross_entropy
 
 
 def _filter_variables(layer, channels):
@@ -59,8 +59,4 @@ def channel_importance_loop(model, batches, taps=None, loss=None, return_stats=F
                 for variable, original in zip(variables[name], originals, strict=True):
                     variable.assign(original)
         examples += int(ops.shape(y)[0])
-    if not examples:
-        raise ValueError("Expected at least one (x, y) batch. Received: an empty `batches`")
-    importance = {name: (total / examples).tolist() for name, total in totals.items()}
-    stats = {"forward_passes": passes, "examples": examples}
-    return (importance, stats) if return_stats else importance
+    return mean_importance(totals, examples, passes, return_stats)

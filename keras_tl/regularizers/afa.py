@@ -13,8 +13,16 @@ from keras_tl.regularizers.feature_maps import (
 )
 
 
+class SourceAttentiveRegularizer(AttentiveRegularizer):
+    """AFA's terms: one attention network per tap, fed the frozen source map only."""
+
+    def attention_weights(self, source_features):
+        """`{tap: [batch, n]}`: each tap's attention (over positions for AST, channels for ACT; rows sum to 1)."""
+        return {name: layer(source_features[name]) for name, layer in self.attention.items()}
+
+
 @keras_tl_export("keras_tl.regularizers.AST")
-class AST(AttentiveRegularizer):
+class AST(SourceAttentiveRegularizer):
     """α·Σ_i ½‖AST^i·(FM_S^i − FM_T^i)‖²_F with learned attention over positions (AFA stage 1).
 
     AST^i = Softmax(FC_AST^i(AvgPool(Flat(FM_S^i))))            (Eq. 2)
@@ -47,10 +55,6 @@ class AST(AttentiveRegularizer):
     def build(self, target_features_shape, source_features_shape):
         self._build_per_tap(SpatialAttention, target_features_shape, source_features_shape)
 
-    def attention_weights(self, source_features):
-        """`{tap: [batch, H·W]}`: the attention over positions (rows sum to 1)."""
-        return {name: layer(source_features[name]) for name, layer in self.attention.items()}
-
     def call(self, target_features, source_features):
         total = ops.zeros((), "float32")
         for name in matched_names(target_features, source_features):
@@ -62,7 +66,7 @@ class AST(AttentiveRegularizer):
 
 
 @keras_tl_export("keras_tl.regularizers.ACT")
-class ACT(AttentiveRegularizer):
+class ACT(SourceAttentiveRegularizer):
     """α·Σ_i ½ ACT^i·‖FM_S^i − FM_T^i‖² with learned attention over channels (AFA stage 2).
 
     ACT^i = Softmax(FC_ACT^i(Flat(FM_S^i)))                                 (Eq. 4)
@@ -88,10 +92,6 @@ class ACT(AttentiveRegularizer):
 
     def build(self, target_features_shape, source_features_shape):
         self._build_per_tap(ChannelAttention, target_features_shape, source_features_shape)
-
-    def attention_weights(self, source_features):
-        """`{tap: [batch, C]}`: the attention over channels (rows sum to 1)."""
-        return {name: layer(source_features[name]) for name, layer in self.attention.items()}
 
     def call(self, target_features, source_features):
         total = ops.zeros((), "float32")
