@@ -6,10 +6,10 @@ from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.attention_layers import ChannelAttention, SpatialAttention
 from keras_tl.regularizers.feature_maps import (
     AttentiveRegularizer,
+    attended_position_loss,
     batch_mean_of_sums,
     channel_distances,
     matched_names,
-    position_distances,
 )
 
 
@@ -56,13 +56,12 @@ class AST(SourceAttentiveRegularizer):
         self._build_per_tap(SpatialAttention, target_features_shape, source_features_shape)
 
     def call(self, target_features, source_features):
-        total = ops.zeros((), "float32")
-        for name in matched_names(target_features, source_features):
-            attention = self.attention[name](source_features[name])
-            positions = attention.shape[-1]
-            distances = position_distances(target_features[name], source_features[name])
-            total = total + batch_mean_of_sums(ops.square(positions * attention) * distances)
-        return 0.5 * self.alpha * total
+        return attended_position_loss(
+            self.alpha,
+            lambda name: self.attention[name](source_features[name]),
+            target_features,
+            source_features,
+        )
 
 
 @keras_tl_export("keras_tl.regularizers.ACT")

@@ -77,6 +77,21 @@ def batch_mean_of_sums(per_example_terms):
     return ops.mean(totals)
 
 
+def attended_position_loss(alpha, attend, target_features, source_features):
+    """α/2 · Σ_taps mean_b Σ_p (H·W·a_p)² ‖FM_t[p] − FM_s[p]‖², with `attend(tap)` giving a: [batch, H·W].
+
+    The spatial term shared by AST (AFA Eq. 3) and SPA (Eq. 8); they differ only in what
+    their attention network sees.
+    """
+    total = ops.zeros((), "float32")
+    for name in matched_names(target_features, source_features):
+        attention = attend(name)
+        positions = attention.shape[-1]
+        distances = position_distances(target_features[name], source_features[name])
+        total = total + batch_mean_of_sums(ops.square(positions * attention) * distances)
+    return 0.5 * alpha * total
+
+
 class FeatureMapRegularizer(Regularizer):
     """Base of the terms on tapped feature maps: `inputs`, the coefficient α and its config."""
 

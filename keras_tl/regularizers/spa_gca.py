@@ -6,11 +6,11 @@ from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.attention_layers import GlobalChannelAttention, SpatialAttention
 from keras_tl.regularizers.feature_maps import (
     AttentiveRegularizer,
+    attended_position_loss,
     batch_mean_of_sums,
     channel_distances,
     checked_static_names,
     matched_names,
-    position_distances,
 )
 
 
@@ -59,13 +59,12 @@ class SPA(AttentiveRegularizer):
         return self.attention[name](ops.concatenate([source, target], axis=-1))
 
     def call(self, target_features, source_features):
-        total = ops.zeros((), "float32")
-        for name in matched_names(target_features, source_features):
-            attention = self._attend(name, target_features, source_features)
-            positions = attention.shape[-1]
-            distances = position_distances(target_features[name], source_features[name])
-            total = total + batch_mean_of_sums(ops.square(positions * attention) * distances)
-        return 0.5 * self.alpha * total
+        return attended_position_loss(
+            self.alpha,
+            lambda name: self._attend(name, target_features, source_features),
+            target_features,
+            source_features,
+        )
 
 
 @keras_tl_export("keras_tl.regularizers.GCA")
