@@ -82,6 +82,13 @@ flags.DEFINE_boolean(
     "Also evaluate by 10-crop (5 crops and their mirror images); default: on when --flip is.",
     flag_values=FLAGS,
 )
+flags.DEFINE_integer(
+    "validation_freq",
+    1,
+    "Evaluate --eval_split during training every N epochs (0: only after training).",
+    lower_bound=0,
+    flag_values=FLAGS,
+)
 flags.DEFINE_boolean(
     "export", True, "Export the best method's first model for TF Serving.", flag_values=FLAGS
 )
@@ -266,6 +273,7 @@ def run(fv):
                 ten_crop_data=ten_crop,
                 verbose=fv.verbose,
                 distribute=fv.distribute,
+                validation_freq=fv.validation_freq,
                 backup_dir=os.path.join(
                     fv.backup_dir or os.path.join(fv.output_dir, "backup"), label, f"seed{seed}"
                 ),

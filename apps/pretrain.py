@@ -16,6 +16,7 @@ from absl import flags, logging
 
 from apps import common, training
 from keras_tl import backbones
+from keras_tl.data import tfrecord
 
 FLAGS = flags.FlagValues()
 DIGITS_CLASSES = ("0", "1", "2", "3", "4")
@@ -40,6 +41,16 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "loss", "cross_entropy", sorted(training.PRETRAIN_LOSSES), "Upstream loss.", flag_values=FLAGS
 )
+flags.DEFINE_float("pgd_tau", 100.0, "PGD's τ (DSD Sec. 4.6).", lower_bound=1.0, flag_values=FLAGS)
+flags.DEFINE_integer(
+    "pgd_neighbours", 5, "PGD: WordNet neighbours N(c) of each class.", lower_bound=0, flag_values=FLAGS
+)
+flags.DEFINE_string(
+    "wnids",
+    "",
+    "PGD: a classes.tsv with a 'wnid' column (label order); empty: the one beside a tfrecord: data set.",
+    flag_values=FLAGS,
+)
 flags.DEFINE_string("eval_split", "test", "Split evaluated after each epoch; empty: none.", flag_values=FLAGS)
 flags.DEFINE_string(
     "output", "", "Source model path (.keras); empty: <output_dir>/source.keras.", flag_values=FLAGS
@@ -58,6 +69,21 @@ def _check_keras_path(flag, value):
 
 def image_size(fv):
     return (fv.image_size,) * 2 if fv.image_size else backbones.default_input_shape(fv.backbone)[:2]
+
+
+def loss_options(fv):
+    if fv.loss != "pgd":
+        return {}
+    tsv = fv.wnids
+    if not tsv and fv.dataset.startswith("tfrecord:"):
+        _, directory = tfrecord.resolve_files(fv.dataset.partition(":")[2], fv.split)
+        tsv = os.path.join(directory, "classes.tsv")
+    if not tsv or not os.path.isfile(tsv):
+        raise ValueError(
+            f"Expected --wnids (a classes.tsv with a 'wnid' column) for --loss=pgd. Received: {tsv!r}"
+        )
+    wnids = tfrecord.read_class_names(tsv, column="wnid")
+    return {"wnids": wnids, "tau": fv.pgd_tau, "num_neighbours": fv.pgd_neighbours}
 
 
 def run(fv):
@@ -99,6 +125,7 @@ def run(fv):
         momentum=fv.momentum,
         weight_decay=fv.weight_decay,
         loss=fv.loss,
+        loss_options=loss_options(fv),
         preprocess=preprocess,
         bn_momentum=fv.bn_momentum or None,
         output=output,

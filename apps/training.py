@@ -15,10 +15,30 @@ from keras_tl import backbones
 
 # ============================================================================ pre-training
 
-# Upstream losses by name: factory(num_classes, class_names) -> a Keras loss on (labels, logits).
-# The prior-guided diffusion loss (PGD) registers here once it lands.
+
+def prior_guided_diffusion(train, wnids=None, tau=100.0, num_neighbours=5, wordnet_path=None):
+    """DSD's PGD loss (Eq. 3) with the WordNet prior over the upstream classes' ImageNet ids `wnids`.
+
+    N(c) is the `num_neighbours` classes closest to c by Wu-Palmer similarity. DSD gives no
+    size for N(c); 5 of Tiny-ImageNet's 200 classes is about one WordNet sibling group (the
+    dog breeds, the insects), so the prior relaxes the look-alike classes and not whole
+    super-categories.
+    """
+    if not wnids or len(wnids) != train.num_classes:
+        raise ValueError(
+            f"Expected one WordNet id per upstream class ({train.num_classes}) for the PGD loss, "
+            f"e.g. from a classes.tsv with a 'wnid' column. Received: {len(wnids or [])} ids"
+        )
+    path = wordnet_path or keras_tl.semantic.wordnet.DEFAULT_PATH
+    similarity = keras_tl.semantic.wordnet_similarity(list(wnids), path=path)
+    neighbours = keras_tl.semantic.nearest_neighbours(similarity, num_neighbours)
+    return keras_tl.losses.PriorGuidedDiffusion(tau=tau, neighbours=neighbours)
+
+
+# Upstream losses by name: factory(train split, **loss_options) -> a Keras loss on (labels, logits).
 PRETRAIN_LOSSES = {
-    "cross_entropy": lambda num_classes, class_names: common.cross_entropy(),
+    "cross_entropy": lambda train, **options: common.cross_entropy(),
+    "pgd": prior_guided_diffusion,
 }
 
 
@@ -32,6 +52,7 @@ def pretrain(
     momentum=0.9,
     weight_decay=5e-4,
     loss="cross_entropy",
+    loss_options=None,
     preprocess=None,
     bn_momentum=None,
     output="source.keras",
@@ -44,7 +65,8 @@ def pretrain(
 ):
     """Trains `backbone` from scratch on `train` (a `keras_tl.data.Split` of `batch_size`) and saves it to `output`.
 
-    The saved source keeps its classifier (`include_top`), so fine-tuning can use the upstream
+    `loss` names a `PRETRAIN_LOSSES` entry, built with `loss_options` (for `"pgd"`: `wnids`,
+    `tau`, `num_neighbours`). The saved source keeps its classifier (`include_top`), so fine-tuning can use the upstream
     head (two-head methods). `bn_momentum` replaces the BatchNormalization momentum (Keras'
     default 0.99 leaves the moving statistics near their initial values after a few hundred
     steps; short runs need e.g. 0.9). With `backup_dir`, `keras.callbacks.BackupAndRestore` saves each
@@ -75,7 +97,7 @@ def pretrain(
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         model.compile(
             optimizer=optimizer,
-            loss=PRETRAIN_LOSSES[loss](train.num_classes, train.class_names),
+            loss=PRETRAIN_LOSSES[loss](train, **(loss_options or {})),
             metrics=["accuracy"],
         )
         history = model.fit(
@@ -96,6 +118,7 @@ def pretrain(
             "image_size": list(image_size),
             "class_names": train.class_names,
             "loss": loss,
+            "loss_options": {k: v for k, v in (loss_options or {}).items() if k != "wnids"},
         },
     )
     return model, history.history
@@ -143,17 +166,20 @@ def finetune(
     verbose=2,
     distribute="none",
     backup_dir=None,
+    validation_freq=1,
 ):
     """One fine-tuning run of `method` (see `apps.methods`) from `source` on `train`.
 
     Built, compiled and trained inside `keras_tl.distribute.scope(distribute)`; with
     `backup_dir`, `keras.callbacks.BackupAndRestore` saves each epoch there and a rerun
-    resumes from the last finished epoch.
+    resumes from the last finished epoch. `eval_data` is evaluated during `fit` every
+    `validation_freq` epochs (0: only after training).
 
     Returns:
         `(model, record)`: the trained `TransferModel` and a JSON-safe dict with the
-        accuracies on `eval_data` (center crop, and 10-crop when given), the `fit` history
-        and the wall time.
+        accuracies on `eval_data` (center crop, and 10-crop when given), the `fit` history,
+        the wall time, the median seconds per training step (`step_seconds`, see
+        `StepTimer`) and, for DI2, the k of its granularity diffusion sequences (`di2_k`).
     """
     keras.utils.set_random_seed(seed)
     setup = methods.build(method, hparams or {}, methods.Context(source, taps, train, log_dir))
@@ -175,26 +201,56 @@ def finetune(
             loss=common.cross_entropy(),
             metrics=["accuracy"],
         )
-        callbacks = common.training_callbacks(train, backup_dir) + list(setup.callbacks(epochs, steps))
+        timer = StepTimer(steps)
+        callbacks = [timer] + common.training_callbacks(train, backup_dir) + list(setup.callbacks(epochs, steps))
         if log_dir and tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
         start = time.perf_counter()
         history = model.fit(
             train.dataset,
             epochs=epochs,
-            validation_data=eval_data.dataset,
+            validation_data=eval_data.dataset if validation_freq else None,
+            validation_freq=validation_freq or 1,
             callbacks=callbacks,
             shuffle=False,
             verbose=verbose,
         )
         seconds = time.perf_counter() - start
-    record = {"seed": seed, "seconds": round(seconds, 2)}
+    record = {"seed": seed, "seconds": round(seconds, 2), "step_seconds": timer.step_seconds()}
+    for regularizer in model.regularizers:
+        if isinstance(regularizer, keras_tl.regularizers.DiscrepantDiffusion):
+            record["di2_k"] = len(regularizer.sequences[0])
     record.update(keras_tl.data.evaluate(model, eval_data.dataset, eval_data.num_classes))
     if ten_crop_data is not None:
         ten = keras_tl.data.evaluate(model, ten_crop_data.dataset, ten_crop_data.num_classes)
         record.update({f"{key}_10crop": value for key, value in ten.items()})
     record["history"] = {key: [float(v) for v in values] for key, values in history.history.items()}
     return model, record
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Median seconds per training step over the epochs after the first (which includes tracing).
+
+    Timed from `on_epoch_begin` to the last batch's end, so evaluation is not counted; the
+    data pipeline is. With one epoch, that epoch is used.
+    """
+
+    def __init__(self, steps_per_epoch):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_seconds = []
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.steps_per_epoch - 1:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+
+    def step_seconds(self):
+        timed = self.epoch_seconds[1:] or self.epoch_seconds
+        return round(float(np.median(timed)) / self.steps_per_epoch, 5) if timed else None
 
 
 def tensorboard_available():

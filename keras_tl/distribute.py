@@ -19,10 +19,12 @@ on the global batch (JAX, where `jit` sees the whole sharded batch). BatchNorm u
 `mirrored`/`multi_worker` (TF) normalises each replica's shard; BSS's singular values are
 those of each replica's shard there, and of the global batch under JAX.
 
-Known limitation: Keras 3.15's TF `fit` fails under `MultiWorkerMirroredStrategy` before
-the first step (it reduces the first input batch with `strategy.reduce`, which that
-strategy cannot do on an `(x, y)` batch); `multi_worker` on JAX works (see
-`tests/distribute/test_multi_worker.py`).
+Keras 3.15's TF `fit` reduces the first input batch, an `(x, y)` tuple, with one
+`strategy.reduce` call, which `MultiWorkerMirroredStrategy` cannot do; `TransferModel`'s
+TF trainer hands `fit` that strategy with a `reduce` that maps over the tuple (see
+`keras_tl/trainers/tensorflow.py`). Two workers on 127.0.0.1 take the same step as one
+process, on both backends (`tests/distribute/test_multi_worker.py`). A plain
+`keras.Model` (e.g. `apps.pretrain`'s source) still hits the Keras bug under `multi_worker`.
 """
 
 import contextlib

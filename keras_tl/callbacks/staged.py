@@ -42,6 +42,17 @@ class StagedRegularization(keras.callbacks.Callback):
     then re-reads them. After `fit`, the last stage stays active; a new `fit` with this
     callback starts again at stage 0.
 
+    Restarts: the stage lives in the model's `regularization_stage` variable, which
+    `keras.callbacks.BackupAndRestore` checkpoints with the weights. A `fit` whose first
+    epoch is not 0 is a resumed one (`BackupAndRestore` restored the weights and set the
+    initial epoch, or the caller passed `initial_epoch`): the callback then continues in
+    the stored stage, with no sync and no re-initialisation, since the checkpoint already
+    holds the synced source copy, the trained attention layers and the learning rate;
+    switches due later (or due before the resumed epoch but not yet recorded) happen as
+    usual. Resumed runs match uninterrupted ones with epoch checkpoints (`save_freq=
+    "epoch"`); Keras re-runs a partly done epoch from its start, so batch checkpoints
+    cannot. A `fit` starting at epoch 0 is a fresh one and starts at stage 0.
+
     Reference:
         Kang & Kang, "Deep Transfer Learning Method Using Self-Pixel and Global Channel
         Attentive Regularization", 2024, Sec. 3.3, Eq. 11-12, Table 7 (SPA→GCA, half the
@@ -130,11 +141,32 @@ class StagedRegularization(keras.callbacks.Callback):
         self.stage = 0
         self.switched_at = []
         self._epoch = 0
+        self._first_epoch = True
+        # The stage variable is left alone here: `BackupAndRestore` may sit before this
+        # callback and have restored it already; the first epoch index tells which case it is.
         model.set_active_regularizers(self.stages[0])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._first_epoch:
+            self._first_epoch = False
+            if epoch > 0:
+                self._resume()
+            else:
+                self.model.regularization_stage.assign(0)
         self._advance(float(epoch), epoch, 0)
+
+    def _resume(self):
+        stage = int(keras.ops.convert_to_numpy(self.model.regularization_stage))
+        if not 0 <= stage < len(self.stages):
+            raise ValueError(
+                f"Expected the model's regularization_stage to index one of the {len(self.stages)} stages "
+                f"when resuming. Received: regularization_stage={stage}"
+            )
+        # The restored checkpoint was written after the switches into `stage`: replaying them
+        # would sync the source from later weights and redraw trained attention layers.
+        self.stage = stage
+        self.model.set_active_regularizers(self.stages[stage])
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._steps:
@@ -171,6 +203,7 @@ class StagedRegularization(keras.callbacks.Callback):
         if self.learning_rates is not None:
             model.optimizer.learning_rate = self.learning_rates[self.stage - 1]
         model.set_active_regularizers(self.stages[self.stage])
+        model.regularization_stage.assign(self.stage)
         self.switched_at.append((epoch, batch))
 
     def get_config(self):

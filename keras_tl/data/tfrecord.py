@@ -37,16 +37,18 @@ def resolve_files(pattern, split):
     return files, os.path.dirname(files[0])
 
 
-def read_class_names(directory):
-    """Names from `<directory>/classes.tsv` ordered by label, or None if there is none."""
-    path = os.path.join(directory, "classes.tsv")
+def read_class_names(directory, column="name"):
+    """`column` (`name`, or e.g. `wnid`) of `<directory>/classes.tsv` ordered by label, or None if there is none."""
+    path = os.path.join(directory, "classes.tsv") if os.path.isdir(directory) else directory
     if not os.path.isfile(path):
         return None
     with open(path, newline="") as handle:
         rows = [row for row in csv.reader(handle, delimiter="\t") if row]
     header = rows[0] if rows and not rows[0][0].strip().isdigit() else None
     body = rows[1:] if header else rows
-    column = header.index("name") if header and "name" in header else 1
+    if header and column not in header and column != "name":
+        raise ValueError(f"Expected a {column!r} column in {path}. Received columns: {header}")
+    column = header.index(column) if header and column in header else 1
     by_label = {int(row[0]): (row[column] if len(row) > column else row[-1]) for row in body}
     if sorted(by_label) != list(range(len(by_label))):
         raise ValueError(

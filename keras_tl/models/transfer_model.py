@@ -34,6 +34,11 @@ class TransferModel(TransferTrainer, keras.Model):
     not trainable and always runs in inference mode (BatchNorm uses its moving statistics),
     so only the head trains.
 
+    `regularization_stage` (a non-trainable int32 variable, 0 until
+    `keras_tl.callbacks.StagedRegularization` switches) is the index of the stage the model
+    trains in. It is saved with the weights, so a `BackupAndRestore` checkpoint resumes in
+    the right stage; weights saved before it existed load as stage 0.
+
     Args:
         source: a functional `keras.Model` (the pretrained source), a backbone name from
             `keras_tl.backbones.NAMES` (built with `source_weights` and `input_shape`), or
@@ -159,6 +164,16 @@ class TransferModel(TransferTrainer, keras.Model):
                 stat: keras.metrics.Mean(name=f"{prefix}/{stat}") for stat in self.gradient_rule.stat_names
             }
         self._build_regularizers()
+        # A variable, not an attribute: `BackupAndRestore` checkpoints and `.keras` files
+        # carry it, so `StagedRegularization` resumes a killed run in the stage it was in.
+        self.regularization_stage = self.add_weight(
+            shape=(),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="regularization_stage",
+        )
         self.built = True
 
     # ---------------------------------------------------------------- forward pass & terms
@@ -338,6 +353,14 @@ class TransferModel(TransferTrainer, keras.Model):
         if self.source_head is not None and self.frozen_source_head is not None:
             for target_var, source_var in zip(self.source_head.weights, self.frozen_source_head.weights, strict=True):
                 source_var.assign(ops.convert_to_numpy(target_var))
+
+    def load_own_variables(self, store):
+        # Weights saved before the stage variable existed hold nothing of the model's own:
+        # they load as stage 0 (what a model without `StagedRegularization` is in).
+        if len(store.keys()) == 0:
+            self.regularization_stage.assign(0)
+            return
+        super().load_own_variables(store)
 
     def get_config(self):
         return {

@@ -13,6 +13,25 @@ def _replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+class _StructureReducingStrategy:
+    """A `MultiWorkerMirroredStrategy` whose `reduce` maps over a nested value.
+
+    Keras 3.15's TF `fit` reduces its first distributed batch, an `(x, y)` tuple, with one
+    `strategy.reduce` call (`keras/src/backend/tensorflow/trainer.py`, `_maybe_symbolic_build`);
+    `MultiWorkerMirroredStrategy`'s collective reduce takes one tensor only and fails before
+    the first step. Every other attribute is the strategy's own.
+    """
+
+    def __init__(self, strategy):
+        self._strategy = strategy
+
+    def reduce(self, reduce_op, value, axis=None):
+        return keras.tree.map_structure(lambda v: self._strategy.reduce(reduce_op, v, axis=axis), value)
+
+    def __getattr__(self, name):
+        return getattr(self._strategy, name)
+
+
 class TensorFlowTransferTrainer:
     """Under `tf.distribute` each replica runs this step on its shard of the global batch.
 
@@ -24,6 +43,13 @@ class TensorFlowTransferTrainer:
     optimizer 1/R of the result for it to sum back. Logged values are per-replica values,
     averaged across replicas by the metrics.
     """
+
+    @property
+    def distribute_strategy(self):
+        strategy = super().distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return _StructureReducingStrategy(strategy)
+        return strategy
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

@@ -59,7 +59,7 @@ def parse(app, *args):
         ),
         (finetune, ["--nosuchflag"], r"Unknown command line flag 'nosuchflag'"),
         (pretrain, ["--backbone=vgg16"], r"flag --backbone=vgg16: value should be one of <resnet50\|"),
-        (pretrain, ["--loss=hinge"], r"flag --loss=hinge: value should be one of <cross_entropy>"),
+        (pretrain, ["--loss=hinge"], r"flag --loss=hinge: value should be one of <cross_entropy\|pgd>"),
         (pretrain, ["--output=source.h5"], r"flag --output=source.h5: Expected --output to end in '.keras'"),
         (
             pretrain,

@@ -87,16 +87,12 @@ def test_two_jax_processes_match_one(case):
 
 
 @only_once
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Keras 3.15's TF fit reduces the first distributed input batch with strategy.reduce, "
-    "which MultiWorkerMirroredStrategy cannot do on a nested (x, y) batch "
-    "(keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build). Strict: passes once Keras is fixed.",
-)
-def test_two_tensorflow_workers_match_one():
-    single_weights, _ = run_python(SINGLE, "tensorflow", env={"CASE": "l2_sp"})
+@pytest.mark.parametrize("case", ["l2_sp", "dtnh_l2_sp"])
+def test_two_tensorflow_workers_match_one(case):
+    """MultiWorkerMirroredStrategy: each worker reads its half of the global batch of 8 (auto-sharded)."""
+    single_weights, single_logs = run_python(SINGLE, "tensorflow", env={"CASE": case})
     ports = ",".join(map(str, free_ports(2)))
-    for weights, _ in run_workers(TF_WORKER, "tensorflow", {"CASE": "l2_sp", "PORTS": ports}):
+    for weights, logs in run_workers(TF_WORKER, "tensorflow", {"CASE": case, "PORTS": ports}):
         for a, b in zip(single_weights, weights, strict=True):
             np.testing.assert_allclose(np.array(b), np.array(a), atol=1e-5)
+        assert logs["loss"] == pytest.approx(single_logs["loss"], rel=1e-5)
