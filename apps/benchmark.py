@@ -34,7 +34,7 @@ import keras
 from absl import flags, logging
 
 import keras_tl.data
-from apps import benchmark_report, common, finetune, pretrain
+from apps import benchmark_report, common, finetune, methods, pretrain
 
 DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 SOURCES_DIR = os.path.join(
@@ -67,6 +67,8 @@ DATASETS = {
     "dtd10": {"split": "train", "eval_split": "test", "per_class": 0, "epochs": 15},
 }
 QUICK = {"datasets": ["dtd10"], "per_class": 10, "epochs": 2, "seeds": 1}
+# --quick also shortens DELTA's attention measurement (Alg. 1): its head and ablation passes.
+QUICK_HPARAMS = {"delta": "head_epochs=2,num_batches=1", "l2_sp_att": "head_epochs=2,num_batches=1"}
 # Without a committed or cached source, --quick pre-trains a stand-in on 10 images per class.
 QUICK_PRETRAIN = {"per_class": 10, "epochs": 1}
 
@@ -201,7 +203,8 @@ def protocol(fv, dataset):
 
 def finetune_argv(fv, dataset, method, source, output_dir):
     settings = protocol(fv, dataset)
-    return [
+    hparams = QUICK_HPARAMS.get(methods.split_entry(method)[0]) if fv.quick else None
+    return ([f"--hparams={hparams}"] if hparams else []) + [
         "finetune",
         f"--source={source}",
         f"--dataset=folder:{os.path.join(fv.data_root, dataset)}",

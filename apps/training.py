@@ -183,6 +183,9 @@ def finetune(
     """
     keras.utils.set_random_seed(seed)
     setup = methods.build(method, hparams or {}, methods.Context(source, taps, train, log_dir))
+    # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
+    # re-seed so the model starts the same on a first run and on a rerun.
+    keras.utils.set_random_seed(seed)
     with keras_tl.distribute.scope(distribute):
         model = keras_tl.TransferModel(
             source,

@@ -10,6 +10,7 @@ import pytest
 
 import keras_tl.data
 from apps import common, evaluate, export, finetune, pretrain, training
+from keras_tl import backbones
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,41 @@ def test_pretraining_resumes_after_an_interruption(tmp_path):
     _, history = training.pretrain(train, "cifar_resnet8", (8, 8), verbose=0, **kwargs)
     assert len(history["loss"]) == 1  # only the second epoch ran
     assert os.path.exists(tmp_path / "s.keras") and not os.path.exists(tmp_path / "b")
+
+
+def test_a_delta_rerun_with_its_attention_cached_trains_as_the_first_run(tmp_path):
+    """A DELTA run killed after its channel-weight cache was written, before its first checkpoint,
+    restarts from scratch: the rerun reads the cache instead of training DELTA's head, and must still
+    build and train the same model (the cache holds plain floats, which round-trip exactly)."""
+    train = keras_tl.data.load(
+        "digits",
+        "train",
+        image_size=8,
+        per_class=4,
+        classes=[5, 6, 7],
+        batch_size=4,
+        training=True,
+        augment="none",
+    )
+    source = backbones.build(
+        "cifar_resnet8", weights=None, input_shape=(8, 8, 3), include_top=True, classes=5
+    )
+    runs = []
+    for _ in range(2):
+        model, record = training.finetune(
+            source,
+            backbones.default_taps("cifar_resnet8"),
+            train,
+            train,
+            "delta",
+            batch_size=4,
+            hparams={"head_epochs": 1, "num_batches": 1},
+            epochs=1,
+            verbose=0,
+            validation_freq=0,
+            log_dir=str(tmp_path),
+        )
+        runs.append(model.get_weights())
+    assert os.path.isfile(tmp_path / "delta_channel_weights.json")
+    for first, rerun in zip(*runs, strict=True):
+        np.testing.assert_array_equal(first, rerun)

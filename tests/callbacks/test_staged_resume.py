@@ -58,7 +58,11 @@ class StageLog(keras.callbacks.Callback):
 def build():
     model = keras_tl.TransferModel(
         # alpha keeps both terms near the empirical loss here: larger ones diverge in 3 epochs.
-        tiny_source(), 3, taps=TAPS, regularizers=[AST(alpha=1e-5), ACT(alpha=1e-5)], keep_source=True
+        tiny_source(),
+        3,
+        taps=TAPS,
+        regularizers=[AST(alpha=1e-5), ACT(alpha=1e-5)],
+        keep_source=True,
     )
     return compile_sgd(model, lr=0.01, momentum=0.9)  # momentum: the optimizer state must be restored too
 
@@ -69,7 +73,9 @@ def staged():
 
 def fit(model, callbacks, epochs=EPOCHS, **kwargs):
     x, y = tiny_data(8)
-    return model.fit(x, y, batch_size=4, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks, **kwargs)
+    return model.fit(
+        x, y, batch_size=4, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks, **kwargs
+    )
 
 
 def snapshot(model):
@@ -178,7 +184,9 @@ def test_an_initial_epoch_past_an_unrecorded_switch_switches_at_once():
 def test_a_stored_stage_out_of_range_is_reported():
     model = build()
     model.regularization_stage.assign(5)
-    with pytest.raises(ValueError, match=r"one of the 2 stages when resuming\. Received: regularization_stage=5"):
+    with pytest.raises(
+        ValueError, match=r"one of the 2 stages when resuming\. Received: regularization_stage=5"
+    ):
         fit(model, [staged()], initial_epoch=1)
 
 
