@@ -239,6 +239,21 @@ def write_doc(results_dir, doc_path, intro_path=None):
     if os.path.isfile(notes):
         with open(notes) as handle:
             out += [handle.read().strip(), ""]
+    selection = reference.get("selection", {}).get("methods", {})
+    if selection:
+        out += [
+            "## Coefficients chosen on DTD-10's val split",
+            "",
+            "| method | val top-1 (%) per value | chosen |",
+            "|---|---|---|",
+        ]
+        for method, entry in selection.items():
+            name = entry["chosen"].split("=")[0]
+            scores = ", ".join(
+                f"{name}={value}: {100 * top1:.1f}" for value, top1 in entry["val_top1"].items()
+            )
+            out.append(f"| {NAMES.get(method, method)} | {scores} | {entry['chosen']} |")
+        out += ["", f"Selection wall time: {reference['selection']['wall_seconds'] / 60:.1f} min.", ""]
     out += ["## Upstream: the two source models", ""]
     out += ["| source | loss | Tiny-ImageNet-32 val top-1 (%) | file |", "|---|---|---|---|"]
     for loss, source in reference["upstream"].items():

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from absl import flags
@@ -48,10 +49,19 @@ def fake_results(methods, backend="tensorflow"):
             "date": "today",
             "command": "python -m apps.benchmark",
         },
-        "upstream": {"cross_entropy": {"path": "s.keras", "card": {"backbone": "b"}, "validation": {"top1": 0.3}}},
+        "upstream": {
+            "cross_entropy": {"path": "s.keras", "card": {"backbone": "b"}, "validation": {"top1": 0.3}}
+        },
         "datasets": {
             "caltech101": {
-                "protocol": {"per_class": 30, "eval_split": "test", "lr": 0.01, "epochs": 2, "batch_size": 32, "seeds": 2},
+                "protocol": {
+                    "per_class": 30,
+                    "eval_split": "test",
+                    "lr": 0.01,
+                    "epochs": 2,
+                    "batch_size": 32,
+                    "seeds": 2,
+                },
                 "methods": methods,
                 "wall_seconds": 120.0,
             }
@@ -78,6 +88,10 @@ def test_report_tables_gains_ratios_and_checks(tmp_path):
         "co_tuning": fake_report([0.49, 0.47]),
     }
     results = fake_results(methods)
+    results["selection"] = {
+        "methods": {"knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": 0.3, "0.001": 0.5}}},
+        "wall_seconds": 60.0,
+    }
     (tmp_path / "results_full_tensorflow.json").write_text(json.dumps(results))
     doc = tmp_path / "BENCHMARKS.md"
     benchmark_report.write_doc(str(tmp_path), str(doc))
@@ -85,6 +99,7 @@ def test_report_tables_gains_ratios_and_checks(tmp_path):
     # KnowDist: 43.0 ± 2.8, +2.0 over L2, -2.0 under L2-SP, 60/50 ms per step = 1.20.
     assert "| KnowDist | 43.0 ± 2.8 | 42.0 ± 2.8 | +2.0 | -2.0 | 1.20 | 60 | 10 |" in text
     assert "| L2 | 41.0 ± 1.4 | 40.0 ± 1.4 | – | -4.0 | 1.00 | 50 | 10 |" in text
+    assert "| KnowDist | alpha=0.01: 30.0, alpha=0.001: 50.0 | alpha=0.001 |" in text
     assert "DI2's k (granularity diffusion sequence length, Sec. 4.6 '+1' rule): [3]." in text
     assert "DELTA 32.0 ± 2.8 vs KnowDist 43.0 ± 2.8 (-11.0 points): does **not** hold" in text
     assert "KnowDist 43.0 ± 2.8 vs L2 41.0 ± 1.4 (+2.0 points): holds" in text
@@ -93,7 +108,9 @@ def test_report_tables_gains_ratios_and_checks(tmp_path):
 
 
 def test_report_needs_results(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"Expected results_full_<backend>.json in .*python -m apps.benchmark"):
+    with pytest.raises(
+        FileNotFoundError, match=r"Expected results_full_<backend>.json in .*python -m apps.benchmark"
+    ):
         benchmark_report.write_doc(str(tmp_path), str(tmp_path / "doc.md"))
 
 
@@ -112,12 +129,21 @@ def test_sources_are_looked_up_committed_then_cached(tmp_path):
 
 
 def test_unknown_methods_and_datasets_are_refused():
-    with pytest.raises(flags.IllegalFlagValueError, match=r"Expected --methods from \['l2', .*Received: \['l3'\]"):
+    with pytest.raises(
+        flags.IllegalFlagValueError, match=r"Expected --methods from \['l2', .*Received: \['l3'\]"
+    ):
         parsed("--methods=l2,l3")
-    with pytest.raises(flags.IllegalFlagValueError, match=r"Expected --datasets from \['caltech101', 'dtd10'\]"):
+    with pytest.raises(
+        flags.IllegalFlagValueError, match=r"Expected --datasets from \['caltech101', 'dtd10'\]"
+    ):
         parsed("--datasets=cub200")
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="--quick's CI budget is 5 minutes; on JAX compiling 16 methods' steps alone takes longer "
+    "(docs/BENCHMARKS.md reports the JAX subset of the full benchmark)",
+)
 @pytest.mark.skipif(
     not os.path.isdir(os.path.join(DATA_ROOT, "dtd10")), reason=f"the shared data is not at {DATA_ROOT}"
 )
@@ -142,3 +168,27 @@ def test_quick_benchmark_every_method_beats_chance(tmp_path):
     assert list(methods) == list(benchmark.METHODS)
     top1 = {label: report["result"]["runs"][0]["top1"] for label, report in methods.items()}
     assert all(np.isfinite(list(top1.values())))
+
+
+def test_selection_uses_the_val_split_and_keeps_the_first_best(tmp_path, monkeypatch):
+    fv = parsed(f"--runs_dir={tmp_path}", "--methods=l2,knowdist,knowdist+dtnh")
+    seen = []
+
+    def fake_finetune_once(argv, source):
+        seen.append(argv)
+        alpha = next(a for a in argv if a.startswith("--hparams=")).split("=")[-1]
+        return {"result": {"runs": [{"top1": {"0.01": 0.3, "0.001": 0.5, "0.0001": 0.5}[alpha]}]}}
+
+    monkeypatch.setattr(benchmark, "finetune_once", fake_finetune_once)
+    chosen = benchmark.select_hparams(fv, {"cross_entropy": "s.keras"})
+    assert chosen == {
+        "knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": 0.3, "0.001": 0.5, "0.0001": 0.5}}
+    }
+    assert len(seen) == 3
+    assert all("--eval_split=val" in argv and "--repeats=1" in argv for argv in seen)
+    assert all(f"--dataset=folder:{os.path.join(DATA_ROOT, 'dtd10')}" in argv for argv in seen)
+    # The chosen coefficient reaches the method and its DTNH variant.
+    argv = benchmark.finetune_argv(
+        fv, "caltech101", "knowdist+dtnh", "s.keras", str(tmp_path), hparams="alpha=0.001"
+    )
+    assert argv[0] == "--hparams=alpha=0.001" and "--per_class=30" in argv and "--eval_split=test" in argv
