@@ -259,7 +259,14 @@ def finetune_once(argv, source):
             return report
     logging.info("python -m apps.finetune %s", " ".join(argv))
     common.parse(finetune.FLAGS, ["finetune"] + argv)
-    report = finetune.run(finetune.FLAGS)
+    try:
+        report = finetune.run(finetune.FLAGS)
+    except FloatingPointError as error:  # NaNGuard: one diverged method must not stop the benchmark
+        logging.warning("Diverged: %s", error)
+        report = {"argv": argv, "source": source, "diverged": str(error)}
+        with open(saved, "w") as handle:
+            json.dump(report, handle, indent=2)
+        return report
     report = {
         "argv": argv,
         "source": source,
@@ -300,8 +307,10 @@ def select_hparams(fv, sources):
                 eval_split="val",
                 seeds=1,
             )
-            scores[f"{value:g}"] = finetune_once(argv, sources["cross_entropy"])["result"]["runs"][0]["top1"]
-        best = max(scores, key=lambda value: scores[value])  # max keeps the first of equal scores
+            report = finetune_once(argv, sources["cross_entropy"])
+            scores[f"{value:g}"] = None if "diverged" in report else report["result"]["runs"][0]["top1"]
+        # max keeps the first of equal scores; a diverged value (None) is never chosen.
+        best = max(scores, key=lambda value: -1.0 if scores[value] is None else scores[value])
         chosen[method] = {"chosen": f"{name}={best}", "val_top1": scores}
         logging.info("Selected %s %s=%s on %s/val: %s", method, name, best, SELECTION_DATASET, scores)
     return chosen
@@ -395,6 +404,9 @@ def check_beats_chance(results):
     failures = []
     for dataset, entry in results["datasets"].items():
         for label, report in entry["methods"].items():
+            if "diverged" in report:
+                failures.append(f"{dataset}/{label}: diverged")
+                continue
             threshold = chance_threshold(report["num_classes"], report["eval_examples"])
             top1 = min(run["top1"] for run in report["result"]["runs"])
             if not top1 > threshold:

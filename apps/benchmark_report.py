@@ -65,9 +65,14 @@ def _gain(stats, label, reference):
     return f"{100 * (stats[label]['top1']['mean'] - stats[reference]['top1']['mean']):+.1f}"
 
 
+def trained(methods):
+    """The methods of a data set that did not diverge (see `apps.benchmark.finetune_once`)."""
+    return {label: report for label, report in methods.items() if "diverged" not in report}
+
+
 def dataset_table(entry):
-    """The markdown table of one data set's methods."""
-    stats = {label: method_stats(report) for label, report in entry["methods"].items()}
+    """The markdown table of one data set's methods; a diverged method gets a row saying so."""
+    stats = {label: method_stats(report) for label, report in trained(entry["methods"]).items()}
     plain = stats.get("l2", {}).get("step_seconds")
     lines = [
         "| method | top-1 (%) | mean per-class (%) | vs L2 | vs L2-SP | step time / L2 | ms/step | fit s (mean) |",
@@ -82,6 +87,9 @@ def dataset_table(entry):
             f"{_gain(stats, label, 'l2')} | {_gain(stats, label, 'l2_sp')} | {ratio} | {ms} | "
             f"{stat['seconds']['mean']:.0f} |"
         )
+    for label, report in entry["methods"].items():
+        if "diverged" in report:
+            lines.append(f"| {NAMES.get(label, label)} | diverged (NaN) | | | | | | |")
     return "\n".join(lines), stats
 
 
@@ -89,7 +97,7 @@ def checks(results):
     """One line per expected direction and data set: the two means, and whether the direction holds."""
     lines = []
     for dataset, entry in results["datasets"].items():
-        stats = {label: method_stats(report) for label, report in entry["methods"].items()}
+        stats = {label: method_stats(report) for label, report in trained(entry["methods"]).items()}
         for where, better, worse, claim in EXPECTED:
             if (where and where != dataset) or better not in stats or worse not in stats:
                 continue
@@ -114,7 +122,7 @@ def plot(results, path):
     datasets = list(results["datasets"].items())
     figure, axes = pyplot.subplots(len(datasets), 1, figsize=(12, 4 * len(datasets)), squeeze=False)
     for axis, (dataset, entry) in zip(axes[:, 0], datasets, strict=True):
-        labels = list(entry["methods"])
+        labels = list(trained(entry["methods"]))
         stats = [method_stats(entry["methods"][label])["top1"] for label in labels]
         axis.bar(
             np.arange(len(labels)),
@@ -143,7 +151,7 @@ def plot_dtnh_angles(results, path):
     panels = [
         (dataset, label, report)
         for dataset, entry in results["datasets"].items()
-        for label, report in entry["methods"].items()
+        for label, report in trained(entry["methods"]).items()
         if label.endswith("+dtnh")
     ]
     if not panels:
@@ -200,9 +208,9 @@ def _backend_comparison(reference, other):
         "|---|---|---|---|---|---|",
     ]
     for dataset, entry in other["datasets"].items():
-        for label, report in entry["methods"].items():
+        for label, report in trained(entry["methods"]).items():
             base = reference["datasets"].get(dataset, {}).get("methods", {}).get(label)
-            if base is None:
+            if base is None or "diverged" in base:
                 continue
             a, b = method_stats(base), method_stats(report)
             steps = [f"{1000 * s['step_seconds']['mean']:.0f}" if s["step_seconds"] else "–" for s in (a, b)]
@@ -250,7 +258,8 @@ def write_doc(results_dir, doc_path, intro_path=None):
         for method, entry in selection.items():
             name = entry["chosen"].split("=")[0]
             scores = ", ".join(
-                f"{name}={value}: {100 * top1:.1f}" for value, top1 in entry["val_top1"].items()
+                f"{name}={value}: " + ("diverged" if top1 is None else f"{100 * top1:.1f}")
+                for value, top1 in entry["val_top1"].items()
             )
             out.append(f"| {NAMES.get(method, method)} | {scores} | {entry['chosen']} |")
         out += ["", f"Selection wall time: {reference['selection']['wall_seconds'] / 60:.1f} min.", ""]

@@ -73,7 +73,10 @@ def plot(output_dir, results):
                 axis.plot(np.arange(1, len(curve) + 1), curve, label=method)
         axis.set(title=title, xlabel="epoch")
         axis.grid(alpha=0.3)
-    axes[0].legend()
+    for axis in axes:
+        if axis.get_legend_handles_labels()[0]:  # no curve when nothing was evaluated during fit
+            axis.legend()
+            break
     figure.tight_layout()
     paths.append(os.path.join(output_dir, "learning_curves.png"))
     figure.savefig(paths[-1], dpi=100)

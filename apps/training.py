@@ -205,7 +205,9 @@ def finetune(
             metrics=["accuracy"],
         )
         timer = StepTimer(steps)
-        callbacks = [timer] + common.training_callbacks(train, backup_dir) + list(setup.callbacks(epochs, steps))
+        callbacks = (
+            [timer] + common.training_callbacks(train, backup_dir) + list(setup.callbacks(epochs, steps))
+        )
         if log_dir and tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
         start = time.perf_counter()

@@ -72,8 +72,12 @@ def fake_results(methods, backend="tensorflow"):
 
 
 def test_beats_chance_names_every_failing_method():
-    results = fake_results({"l2": fake_report([0.5, 0.6]), "bss": fake_report([0.5, 0.12])})
-    with pytest.raises(AssertionError, match=r"Received: caltech101/bss: top-1 0.120 <= 0.146$"):
+    results = fake_results(
+        {"l2": fake_report([0.5, 0.6]), "bss": fake_report([0.5, 0.12]), "lwf": {"diverged": "NaN"}}
+    )
+    with pytest.raises(
+        AssertionError, match=r"Received: caltech101/bss: top-1 0.120 <= 0.146; caltech101/lwf: diverged$"
+    ):
         benchmark.check_beats_chance(results)
     benchmark.check_beats_chance(fake_results({"l2": fake_report([0.5, 0.6])}))
 
@@ -86,10 +90,11 @@ def test_report_tables_gains_ratios_and_checks(tmp_path):
         "delta": fake_report([0.30, 0.34], step=0.065),
         "dsd": fake_report([0.50, 0.50], step=0.055, k=3),
         "co_tuning": fake_report([0.49, 0.47]),
+        "spa_gca": {"diverged": "Training stopped at epoch 2"},
     }
     results = fake_results(methods)
     results["selection"] = {
-        "methods": {"knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": 0.3, "0.001": 0.5}}},
+        "methods": {"knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": None, "0.001": 0.5}}},
         "wall_seconds": 60.0,
     }
     (tmp_path / "results_full_tensorflow.json").write_text(json.dumps(results))
@@ -99,7 +104,8 @@ def test_report_tables_gains_ratios_and_checks(tmp_path):
     # KnowDist: 43.0 ± 2.8, +2.0 over L2, -2.0 under L2-SP, 60/50 ms per step = 1.20.
     assert "| KnowDist | 43.0 ± 2.8 | 42.0 ± 2.8 | +2.0 | -2.0 | 1.20 | 60 | 10 |" in text
     assert "| L2 | 41.0 ± 1.4 | 40.0 ± 1.4 | – | -4.0 | 1.00 | 50 | 10 |" in text
-    assert "| KnowDist | alpha=0.01: 30.0, alpha=0.001: 50.0 | alpha=0.001 |" in text
+    assert "| KnowDist | alpha=0.01: diverged, alpha=0.001: 50.0 | alpha=0.001 |" in text
+    assert "| SPA→GCA | diverged (NaN) |" in text
     assert "DI2's k (granularity diffusion sequence length, Sec. 4.6 '+1' rule): [3]." in text
     assert "DELTA 32.0 ± 2.8 vs KnowDist 43.0 ± 2.8 (-11.0 points): does **not** hold" in text
     assert "KnowDist 43.0 ± 2.8 vs L2 41.0 ± 1.4 (+2.0 points): holds" in text
@@ -177,12 +183,14 @@ def test_selection_uses_the_val_split_and_keeps_the_first_best(tmp_path, monkeyp
     def fake_finetune_once(argv, source):
         seen.append(argv)
         alpha = next(a for a in argv if a.startswith("--hparams=")).split("=")[-1]
-        return {"result": {"runs": [{"top1": {"0.01": 0.3, "0.001": 0.5, "0.0001": 0.5}[alpha]}]}}
+        if alpha == "0.01":
+            return {"diverged": "Training stopped at epoch 2, batch 1: 'empirical_loss' went NaN/inf first"}
+        return {"result": {"runs": [{"top1": {"0.001": 0.5, "0.0001": 0.5}[alpha]}]}}
 
     monkeypatch.setattr(benchmark, "finetune_once", fake_finetune_once)
     chosen = benchmark.select_hparams(fv, {"cross_entropy": "s.keras"})
     assert chosen == {
-        "knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": 0.3, "0.001": 0.5, "0.0001": 0.5}}
+        "knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": None, "0.001": 0.5, "0.0001": 0.5}}
     }
     assert len(seen) == 3
     assert all("--eval_split=val" in argv and "--repeats=1" in argv for argv in seen)
