@@ -62,7 +62,7 @@ METHODS = {
 
 # The downstream protocol per data set: split files of ../shared/data, few-shot sampling, schedule.
 DATASETS = {
-    "caltech101": {"split": "train", "eval_split": "test", "per_class": 30, "epochs": 5},
+    "caltech101": {"split": "train", "eval_split": "test", "per_class": 30, "epochs": 4},
     "dtd10": {"split": "train", "eval_split": "test", "per_class": 0, "epochs": 15},
 }
 QUICK = {"datasets": ["dtd10"], "per_class": 0, "epochs": 3, "seeds": 1}
@@ -102,6 +102,13 @@ flags.DEFINE_boolean(
     False,
     "Take the coefficients the last full run chose (its results JSON in --results_dir) instead of "
     "selecting them again on DTD-10's val split (e.g. for a second backend).",
+    flag_values=FLAGS,
+)
+flags.DEFINE_boolean(
+    "cached_only",
+    False,
+    "Only collect the runs already finished (in --runs_dir) into the results and the report; "
+    "the others are listed as not run.",
     flag_values=FLAGS,
 )
 flags.DEFINE_integer("batch_size", 32, "Fine-tuning batch size.", lower_bound=1, flag_values=FLAGS)
@@ -247,8 +254,11 @@ def finetune_argv(fv, dataset, method, source, output_dir, hparams="", eval_spli
     ]
 
 
-def finetune_once(argv, source):
-    """`apps.finetune` with `argv` (all seeds of one method); reuses the saved result of the same argv."""
+def finetune_once(argv, source, cached_only=False):
+    """`apps.finetune` with `argv` (all seeds of one method); reuses the saved result of the same argv.
+
+    With `cached_only`, returns None instead of running.
+    """
     output_dir = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--output_dir="))
     saved = os.path.join(output_dir, "results.json")
     if os.path.isfile(saved):
@@ -257,6 +267,8 @@ def finetune_once(argv, source):
         if report.get("argv") == argv:
             logging.info("Reusing %s", saved)
             return report
+    if cached_only:
+        return None
     logging.info("python -m apps.finetune %s", " ".join(argv))
     common.parse(finetune.FLAGS, ["finetune"] + argv)
     try:
@@ -295,7 +307,7 @@ def select_hparams(fv, sources):
     for method, (name, values) in SELECTION.items():
         if method not in wanted:
             continue
-        scores = {}
+        scores, seconds = {}, 0.0
         for value in values:
             argv = finetune_argv(
                 fv,
@@ -309,9 +321,10 @@ def select_hparams(fv, sources):
             )
             report = finetune_once(argv, sources["cross_entropy"])
             scores[f"{value:g}"] = None if "diverged" in report else report["result"]["runs"][0]["top1"]
+            seconds += report.get("wall_seconds", 0.0)
         # max keeps the first of equal scores; a diverged value (None) is never chosen.
         best = max(scores, key=lambda value: -1.0 if scores[value] is None else scores[value])
-        chosen[method] = {"chosen": f"{name}={best}", "val_top1": scores}
+        chosen[method] = {"chosen": f"{name}={best}", "val_top1": scores, "wall_seconds": round(seconds, 1)}
         logging.info("Selected %s %s=%s on %s/val: %s", method, name, best, SELECTION_DATASET, scores)
     return chosen
 
@@ -335,7 +348,7 @@ def run_method(fv, dataset, label, sources, selected):
     method, loss = METHODS[label]
     hparams = selected.get(methods.split_entry(method)[0], {}).get("chosen", "")
     argv = finetune_argv(fv, dataset, method, sources[loss], run_dir(fv, dataset, label), hparams=hparams)
-    return finetune_once(argv, sources[loss])
+    return finetune_once(argv, sources[loss], cached_only=fv.cached_only)
 
 
 def chance_threshold(num_classes, num_examples, z=3.09):
@@ -386,7 +399,8 @@ def run(fv):
         runs = {label: run_method(fv, dataset, label, sources, selected) for label in fv.methods}
         results["datasets"][dataset] = {
             "protocol": protocol(fv, dataset),
-            "methods": runs,
+            "methods": {label: report for label, report in runs.items() if report is not None},
+            "not_run": [label for label, report in runs.items() if report is None],
             "wall_seconds": round(time.perf_counter() - dataset_start, 1),
         }
     results["wall_seconds"] = round(time.perf_counter() - start, 1)

@@ -183,6 +183,16 @@ def plot_dtnh_angles(results, path):
     return True
 
 
+def run_minutes(results):
+    """Minutes of fine-tuning runs behind `results`: every method's and the selection's own wall time."""
+    seconds = sum(
+        e.get("wall_seconds", 0.0) for e in results.get("selection", {}).get("methods", {}).values()
+    )
+    for entry in results["datasets"].values():
+        seconds += sum(report.get("wall_seconds", 0.0) for report in entry["methods"].values())
+    return seconds / 60
+
+
 def summary_table(results):
     """All data sets' tables, for the terminal."""
     parts = []
@@ -239,8 +249,9 @@ def write_doc(results_dir, doc_path, intro_path=None):
         "",
         f"- Machine: {env['machine']}; {env['date']}.",
         f"- Versions: Keras {env['keras']}, TensorFlow {env['tensorflow']}, JAX {env['jax']}, Python {env['python']}.",
-        f"- Command: `{env['command']}` (KERAS_BACKEND={env['backend']}); total wall time "
-        f"{reference['wall_seconds'] / 60:.0f} min after pre-training.",
+        f"- Command: `{env['command']}` (KERAS_BACKEND={env['backend']}); the fine-tuning runs took "
+        f"{run_minutes(reference):.0f} min in all after pre-training (each run's own wall time, summed; "
+        "several ran side by side on the 2 cores).",
         "",
     ]
     notes = intro_path or os.path.join(results_dir, "notes.md")
@@ -262,7 +273,8 @@ def write_doc(results_dir, doc_path, intro_path=None):
                 for value, top1 in entry["val_top1"].items()
             )
             out.append(f"| {NAMES.get(method, method)} | {scores} | {entry['chosen']} |")
-        out += ["", f"Selection wall time: {reference['selection']['wall_seconds'] / 60:.1f} min.", ""]
+        seconds = sum(entry.get("wall_seconds", 0.0) for entry in selection.values())
+        out += ["", f"Selection: {seconds / 60:.1f} min of runs (diverged runs not counted).", ""]
     out += ["## Upstream: the two source models", ""]
     out += ["| source | loss | Tiny-ImageNet-32 val top-1 (%) | file |", "|---|---|---|---|"]
     for loss, source in reference["upstream"].items():
@@ -281,11 +293,17 @@ def write_doc(results_dir, doc_path, intro_path=None):
             "",
             f"{shots}, evaluated on the `{p['eval_split']}` split (center crop, {IMAGE_NOTE}); "
             f"SGD momentum 0.9, lr {p['lr']} cosine-decayed to 0 over {p['epochs']} epochs, batch {p['batch_size']}, "
-            f"{p['seeds']} seeds (each its own few-shot sample). Wall time {entry['wall_seconds'] / 60:.1f} min.",
+            f"{p['seeds']} seeds (each its own few-shot sample). {sum(r.get('wall_seconds', 0.0) for r in entry['methods'].values()) / 60:.0f} min of runs in all.",
             "",
             table,
             "",
         ]
+        if entry.get("not_run"):
+            names = ", ".join(NAMES.get(label, label) for label in entry["not_run"])
+            out += [
+                f"Not run yet (the benchmark stopped for time; rerun the command to finish them): {names}.",
+                "",
+            ]
         ks = sorted({k for s in stats.values() for k in (s["di2_k"] or [])})
         if ks:
             out += [f"DI2's k (granularity diffusion sequence length, Sec. 4.6 '+1' rule): {ks}.", ""]

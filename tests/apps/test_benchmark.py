@@ -190,7 +190,11 @@ def test_selection_uses_the_val_split_and_keeps_the_first_best(tmp_path, monkeyp
     monkeypatch.setattr(benchmark, "finetune_once", fake_finetune_once)
     chosen = benchmark.select_hparams(fv, {"cross_entropy": "s.keras"})
     assert chosen == {
-        "knowdist": {"chosen": "alpha=0.001", "val_top1": {"0.01": None, "0.001": 0.5, "0.0001": 0.5}}
+        "knowdist": {
+            "chosen": "alpha=0.001",
+            "val_top1": {"0.01": None, "0.001": 0.5, "0.0001": 0.5},
+            "wall_seconds": 0.0,
+        }
     }
     assert len(seen) == 3
     assert all("--eval_split=val" in argv and "--repeats=1" in argv for argv in seen)
