@@ -287,7 +287,7 @@ def write_doc(results_dir, doc_path, intro_path=None):
     for dataset, entry in reference["datasets"].items():
         table, stats = dataset_table(entry)
         p = entry["protocol"]
-        shots = f"{p['per_class']} training images per class" if p["per_class"] else "the whole train split"
+        shots = f"{p['per_class']} training images per class" if p["per_class"] else "The whole train split"
         out += [
             f"## {dataset}",
             "",
