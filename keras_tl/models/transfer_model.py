@@ -11,7 +11,7 @@ from keras_tl.api_export import keras_tl_export
 from keras_tl.models.source import split_source
 from keras_tl.regularizers.base import SOURCE_FORWARD_VALUES, WEIGHT_VALUES
 from keras_tl.trainers import TransferTrainer
-from keras_tl.utils.weights import copy_weights, named_variables
+from keras_tl.utils.weights import copy_weights, layer_variable_keys, named_variables
 
 
 @keras_tl_export("keras_tl.TransferModel")
@@ -24,11 +24,19 @@ class TransferModel(TransferTrainer, keras.Model):
     are named layers whose outputs each forward pass returns as a dict, for the target and
     the frozen source alike; regularizers consume them (see `keras_tl.regularizers.base`).
 
-    Training minimises J(w) + Σ_k Ω_k (DELTA Eq. 2): without a gradient rule the step does
+    Training minimises J(w) + Σ_k Ω_k (DELTA Eq. 2), where J is Keras' `compute_loss`: the
+    compiled loss plus the target's layer losses (`add_loss`, activity regularizers; see
+    `losses`). Without a gradient rule the step does
     one backward pass of the sum; with one (e.g. `keras_tl.gradients.DTNH()`) it takes ∇J
     and ∇Ω = ∇Σ_k Ω_k separately from one shared forward pass, and the optimizer receives
     the rule's combined direction. `fit` logs `loss` (J + ΣΩ), `empirical_loss` (J),
     `reg/<name>` per regularizer, the compiled metrics, and the rule's diagnostics.
+
+    Mixed precision works as in Keras' own trainers: under a `mixed_*` policy `compile`
+    wraps the optimizer in a `LossScaleOptimizer` and the step scales the loss before
+    differentiating (with a gradient rule, J and Ω by the same factor: DTNH is
+    scale-equivariant, so the optimizer's unscaling stays exact). Regularizers compute in
+    float32.
 
     L2-FE (feature extraction, DELTA Sec. 4.2) is `freeze_backbone=True`: the backbone is
     not trainable and always runs in inference mode (BatchNorm uses its moving statistics),
@@ -300,6 +308,19 @@ class TransferModel(TransferTrainer, keras.Model):
             else:
                 reg(*[values[k] for k in reg.inputs])
 
+    @property
+    def losses(self):
+        """Layer losses (`add_loss`, activity and weight regularizers) of the target's own layers.
+
+        Keras' `compute_loss` adds them to the compiled loss, so they are part of J (and of
+        ∇J under a gradient rule such as DTNH), as in a plain `keras.Model`. The frozen
+        source copy's are left out (terms of a network that does not train), and so are the
+        regularizers' (they are Ω).
+        """
+        parts = ("target_backbone", "head", "source_head", "dropout_layer")
+        layers = [getattr(self, part, None) for part in parts]
+        return [loss for layer in layers if layer is not None for loss in layer.losses]
+
     # ---------------------------------------------------------------- metrics
 
     @property
@@ -398,4 +419,4 @@ def _rebuild(source, config, role):
 def _keyed_variables(prefix, part):
     if isinstance(part, keras.Model):
         return {f"{prefix}/{key}": v for key, v in named_variables(part).items()}
-    return {f"{prefix}/{v.name}": v for v in part.weights}
+    return {f"{prefix}/{suffix}": v for suffix, v in layer_variable_keys(part)}

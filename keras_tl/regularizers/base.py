@@ -54,6 +54,8 @@ class Regularizer(keras.layers.Layer):
       trainers then get its gradient without a second backward pass through the network.
     - `get_config` holds hyperparameters only; variables (attention weights, `scale`) are
       saved with the model.
+    - Terms compute in float32 under any dtype policy: the layer's own policy is float32,
+      so half-precision features arrive upcast and float32 weights are never rounded.
     - The default `name` is the class name in snake case (not uniquified), so the `fit`
       history key `reg/<name>` is stable across runs.
     """
@@ -61,6 +63,10 @@ class Regularizer(keras.layers.Layer):
     inputs = ()
 
     def __init__(self, name=None, **kwargs):
+        # float32 whatever the global policy: under `mixed_float16` / `mixed_bfloat16` a layer
+        # autocasts its float inputs to the compute dtype, which would round w - w0 and the
+        # feature-map differences to half precision before they are formed.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(name=name or snake_case(type(self).__name__), **kwargs)
         unknown = [value for value in self.inputs if value not in STEP_VALUES]
         if not self.inputs or unknown:

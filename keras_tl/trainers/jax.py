@@ -25,7 +25,10 @@ class JAXTransferTrainer:
     def _forward(self, trainable, non_trainable, metrics, x, y, sample_weight, training, regularizers):
         """Pure forward pass: `(empirical, terms), (y_pred, non_trainable', metrics')`."""
         names = self._needed_values(regularizers)
-        with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable, metrics)) as scope:
+        # `collect_losses`: layer losses (`add_loss`, activity regularizers) enter J through
+        # `compute_loss`, as in Keras' own JAX trainer; without it they are dropped.
+        mapping = self._mapping(trainable, non_trainable, metrics)
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
             values = self.step_values(x, y, training=training, names=names)
             empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=training)
             terms = self.regularization_terms(values, regularizers)
@@ -33,17 +36,25 @@ class JAXTransferTrainer:
         metrics = _scoped_values(scope, self.metrics_variables, metrics)
         return (empirical, terms), (values["logits"], non_trainable, metrics)
 
-    def _weight_terms(self, trainable, non_trainable, regularizers):
-        """Pure weight-only terms: their gradient needs no pass through the network."""
+    def _weight_terms(self, trainable, non_trainable, regularizers, scale):
+        """Pure weight-only terms (times the loss scale): their gradient needs no pass through the network."""
         with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable)):
             terms = self.regularization_terms(self.weight_values(), regularizers)
-        return sum(terms.values()), terms
+        return scale * sum(terms.values()), terms
+
+    def _loss_scale(self, optimizer_state):
+        """The factor `optimizer.scale_loss` applies now (a `LossScaleOptimizer`'s dynamic scale)."""
+        mapping = list(zip(self.optimizer.variables, optimizer_state, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            return self.optimizer.scale_loss(jnp.ones((), "float32"))
 
     def train_step(self, state, data):
         trainable, non_trainable, optimizer_state, metrics = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         rule = self.gradient_rule
         regularizers = self.active_regularizers
+        # Differentiating scale·loss is what Keras' trainer does; `stateless_apply` unscales.
+        scale = self._loss_scale(optimizer_state)
 
         if rule is None:
 
@@ -51,7 +62,7 @@ class JAXTransferTrainer:
                 (empirical, terms), aux = self._forward(
                     trainable, non_trainable, metrics, x, y, sample_weight, True, regularizers
                 )
-                return empirical + sum(terms.values()), ((empirical, terms), aux)
+                return scale * (empirical + sum(terms.values())), ((empirical, terms), aux)
 
             (_, ((empirical, terms), aux)), gradients = jax.value_and_grad(total_loss, has_aux=True)(trainable)
             stats = None
@@ -66,16 +77,17 @@ class JAXTransferTrainer:
                 return (empirical, sum(terms.values(), jnp.zeros(()))), (terms, aux)
 
             # One forward pass, two cotangents: ∇J and ∇Ω_features share the activations.
-            (empirical, _), pullback, (terms, aux) = jax.vjp(forward, trainable, has_aux=True)
-            one, zero = jnp.ones(()), jnp.zeros(())
-            (loss_gradients,) = pullback((one, zero))
+            (empirical, forward_total), pullback, (terms, aux) = jax.vjp(forward, trainable, has_aux=True)
+            # The cotangent `scale` differentiates scale·J and scale·Ω: DTNH is scale-equivariant.
+            loss_cotangent = (scale.astype(empirical.dtype), jnp.zeros_like(forward_total))
+            (loss_gradients,) = pullback(loss_cotangent)
             if forward_regs:
-                (reg_gradients,) = pullback((zero, one))
+                (reg_gradients,) = pullback((jnp.zeros_like(empirical), scale.astype(forward_total.dtype)))
             else:
                 reg_gradients = jax.tree.map(jnp.zeros_like, loss_gradients)
             if weight_regs:
                 (_, weight_terms), weight_gradients = jax.value_and_grad(self._weight_terms, has_aux=True)(
-                    trainable, non_trainable, weight_regs
+                    trainable, non_trainable, weight_regs, scale
                 )
                 reg_gradients = jax.tree.map(jnp.add, reg_gradients, weight_gradients)
                 terms = {**terms, **weight_terms}

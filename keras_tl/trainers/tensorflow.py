@@ -63,14 +63,21 @@ class TensorFlowTransferTrainer:
             empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)  # already / R
             terms = self.regularization_terms(values)
             regularization = tf.add_n(list(terms.values())) / replicas if terms else tf.zeros(())
-            total = empirical + regularization
+            # As Keras' trainer: scaled inside the tape (a `LossScaleOptimizer` under a mixed
+            # policy; identity otherwise), unscaled by `apply_gradients`.
+            if rule is None:
+                scaled_total = self.optimizer.scale_loss(empirical + regularization)
+            else:
+                scaled_empirical = self.optimizer.scale_loss(empirical)
+                scaled_regularization = self.optimizer.scale_loss(regularization)
         variables = self.trainable_variables
         stats = None
         if rule is None:
-            gradients = tape.gradient(total, variables)
+            gradients = tape.gradient(scaled_total, variables)
         else:
-            loss_gradients = _zeros_for_none(tape.gradient(empirical, variables), variables)
-            reg_gradients = _zeros_for_none(tape.gradient(regularization, variables), variables)
+            # Both scaled by the same factor: DTNH's projection is scale-equivariant.
+            loss_gradients = _zeros_for_none(tape.gradient(scaled_empirical, variables), variables)
+            reg_gradients = _zeros_for_none(tape.gradient(scaled_regularization, variables), variables)
             if replicas > 1:
                 context = tf.distribute.get_replica_context()
                 loss_gradients, reg_gradients = context.all_reduce(

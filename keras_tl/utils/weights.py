@@ -1,25 +1,49 @@
-"""Strict weight copying: every variable matched by name, every mismatch reported by name."""
+"""Strict weight copying: every variable matched by a stable key, every mismatch reported by key."""
+
+import re
 
 import keras
 from keras import ops
 
+# Keras names a variable created without a name `variable`, `variable_1`, ... from a global
+# counter, so two copies of one model (ConvNeXt's LayerScale) name it differently.
+_AUTO_NAMED = re.compile(r"^variable(_\d+)?$")
+_NUMBER_SUFFIX = re.compile(r"_\d+$")
+
+
+def layer_variable_keys(layer):
+    """`[(suffix, variable)]` for one layer's variables, the suffixes unique and copy-independent.
+
+    A layer whose variables have distinct, explicit names (`kernel`, `bias`) keys them by
+    name. Otherwise (a block holding `MultiHeadAttention`, whose sublayers repeat `kernel`
+    and are themselves auto-named; a LayerScale's auto-named `variable_N`) the key is the
+    position in `layer.weights`, which two models built from one config share, with the
+    name's counter stripped for readability: `kernel[0]`, `variable[0]`.
+    """
+    variables = layer.weights
+    names = [v.name for v in variables]
+    if len(set(names)) == len(names) and not any(_AUTO_NAMED.match(n) for n in names):
+        return list(zip(names, variables, strict=True))
+    return [(f"{_NUMBER_SUFFIX.sub('', v.name)}[{i}]", v) for i, v in enumerate(variables)]
+
 
 def named_variables(model, prefix=""):
-    """`{"<layer>/<variable>": variable}` over a model's layers, nested models flattened by path."""
+    """`{"<layer>/<variable>": variable}` over a model's layers, nested models flattened by path.
+
+    Keys are unique in the model and equal for two models built from the same config (see
+    `layer_variable_keys`), so they pair a target with its source copy and name mismatches.
+    """
     named = {}
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            nested = named_variables(layer, prefix=f"{prefix}{layer.name}/")
-            named.update(nested)
+            named.update(named_variables(layer, prefix=f"{prefix}{layer.name}/"))
             continue
-        for variable in layer.weights:
-            key = f"{prefix}{layer.name}/{variable.name}"
+        for suffix, variable in layer_variable_keys(layer):
+            key = f"{prefix}{layer.name}/{suffix}"
             if key in named:
-                raise ValueError(f"Expected unique variable names. Received a second variable {key!r}")
+                raise ValueError(f"Expected unique layer names. Received a second layer {prefix}{layer.name!r}")
             named[key] = variable
     return named
-
-
 def _skipped(key, skip):
     return any(key == pattern or key.startswith(pattern.rstrip("/") + "/") for pattern in skip)
 
