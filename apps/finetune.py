@@ -216,7 +216,7 @@ def run(fv):
         source = pretrain_demo_source(fv, (fv.image_size or DEMO_IMAGE_SIZE,) * 2)
     image_size = (fv.image_size,) * 2 if fv.image_size else None
     source_model, taps, preprocess, size = training.make_source(
-        source, fv.source_weights, image_size, fv.unsafe_deserialization
+        source, fv.source_weights, image_size, fv.unsafe_deserialization, seed=fv.seed
     )
     if image_size and tuple(image_size) != tuple(size):
         raise ValueError(

@@ -127,11 +127,15 @@ def pretrain(
 # ============================================================================ fine-tuning
 
 
-def make_source(source, source_weights, image_size, unsafe_deserialization=False):
-    """`(source model or name, taps, preprocess, image size)` from the `--source` flags."""
+def make_source(source, source_weights, image_size, unsafe_deserialization=False, seed=0):
+    """`(source model or name, taps, preprocess, image size)` from the `--source` flags.
+
+    A backbone name without weights is initialised from `seed`, so one command gives one result.
+    """
     if source in backbones.NAMES:
         size = tuple(image_size) if image_size else backbones.default_input_shape(source)[:2]
         weights = source_weights or None
+        keras.utils.set_random_seed(seed)
         model = backbones.build(source, weights=weights, input_shape=size + (3,))
         return model, backbones.default_taps(source), source, size
     if not source.endswith(".keras"):

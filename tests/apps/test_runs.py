@@ -167,3 +167,28 @@ def test_a_delta_rerun_with_its_attention_cached_trains_as_the_first_run(tmp_pat
     assert os.path.isfile(tmp_path / "delta_channel_weights.json")
     for first, rerun in zip(*runs, strict=True):
         np.testing.assert_array_equal(first, rerun)
+
+
+def test_a_backbone_name_source_without_weights_is_seeded(tmp_path):
+    """Same flags, same --seed: the randomly initialised source, and so the run, are identical."""
+    histories = []
+    for attempt in ("a", "b"):
+        keras.utils.set_random_seed(1000 + len(attempt) * ord(attempt))  # what ran before must not matter
+        common.parse(
+            finetune.FLAGS,
+            [
+                "prog",
+                "--source=cifar_resnet8",
+                "--image_size=8",
+                "--per_class=4",
+                "--epochs=1",
+                "--batch_size=8",
+                "--method=l2_sp",
+                "--verbose=0",
+                "--export=false",
+                f"--output_dir={tmp_path}/{attempt}",
+            ],
+        )
+        report = finetune.run(finetune.FLAGS)
+        histories.append(report["results"]["l2_sp"]["runs"][0]["history"])
+    assert histories[0] == histories[1]
