@@ -37,20 +37,13 @@ def load_tfds(name, split="train", data_dir=None):
             f"Unknown TensorFlow Datasets name. Received: tfds:{name} ({type(error).__name__}: "
             f"{str(error).splitlines()[0]})"
         ) from error
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"The TensorFlow Datasets data set {name!r} is not prepared in data_dir={data_dir!r} "
-            f"(looked for {builder.data_dir}). keras_tl never downloads: on a machine with internet run\n"
-            f'    python -c "import tensorflow_datasets as tfds; tfds.builder({name!r}, '
-            f"data_dir='DIR').download_and_prepare()\"\n"
-            f"then copy DIR/{os.path.relpath(builder.data_dir, data_dir)} to {builder.data_dir} here "
-            "(or pass data_dir=, or --data_dir in the apps, naming the folder that holds it). Data sets that need a manual "
-            "download say so in their tfds catalog page."
-        )
+    if not builder.is_prepared() and not _readable(builder, split):
+        raise FileNotFoundError(_not_prepared_message(name, data_dir, builder))
     info = builder.info
     image_key, label_key = _keys(info, name)
     class_names = list(getattr(info.features[label_key], "names", None) or [])
-    if split.split("[", 1)[0] not in info.splits:
+    # `info.splits` is empty where the data come from elsewhere (`tfds.testing.mock_data`).
+    if info.splits and split.split("[", 1)[0] not in info.splits:
         raise ValueError(
             f"Expected split to be one of {sorted(info.splits)} for tfds:{name}. Received: split={split!r}"
         )
@@ -71,7 +64,38 @@ def load_tfds(name, split="train", data_dir=None):
         class_names=class_names or None,
         indexed=indexed,
         description=f"tfds:{name} (split={split}, data_dir={data_dir})",
-        count=lambda: info.splits[split].num_examples,
+        count=lambda: info.splits[split].num_examples if info.splits else _count(indexed()),
+    )
+
+
+def _readable(builder, split):
+    """Whether `as_dataset` serves `split` although nothing is prepared (a mock, e.g. in tests).
+
+    Reading prepared files never downloads, so this answers at once offline, unlike `tfds.load`.
+    """
+    try:
+        builder.as_dataset(split=split)
+    except AssertionError:  # tfds: "Dataset <name>: could not find data in <data_dir>"
+        return False
+    return True
+
+
+def _count(dataset):
+    return int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def _not_prepared_message(name, data_dir, builder):
+    relative = os.path.relpath(builder.data_dir, data_dir)
+    return (
+        f"The TensorFlow Datasets data set {name!r} is not prepared in data_dir={data_dir!r} "
+        f"(looked for {builder.data_dir}), and keras_tl never downloads. To prepare it:\n"
+        f"  1. on a machine with internet, run\n"
+        f'       python -c "import tensorflow_datasets as tfds; tfds.builder({name!r}).download_and_prepare()"\n'
+        f"     which writes ~/tensorflow_datasets/{relative};\n"
+        f"  2. copy that folder to {builder.data_dir} on this machine, or pass the folder that "
+        f"holds {name}/ as data_dir= (apps: --data_dir; or set TFDS_DATA_DIR).\n"
+        f"Data sets that need a manual download say so on their catalog page: "
+        f"https://www.tensorflow.org/datasets/catalog/{name}"
     )
 
 

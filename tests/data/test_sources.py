@@ -138,9 +138,23 @@ def test_tfds_reads_a_prepared_data_set(tmp_path):
 
 def test_tfds_not_prepared_fails_fast_with_instructions(tmp_path):
     start = time.perf_counter()
-    with pytest.raises(FileNotFoundError, match=r"(?s)not prepared in data_dir=.*download_and_prepare"):
+    with pytest.raises(FileNotFoundError) as info:
         load("tfds:mnist", "train", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 30
+    message = str(info.value)
+    assert f"not prepared in data_dir='{tmp_path}' (looked for {tmp_path}/mnist/" in message
+    assert "tfds.builder('mnist').download_and_prepare()" in message
+    assert f"copy that folder to {tmp_path}/mnist/" in message and "~/tensorflow_datasets/mnist/" in message
+
+
+@pytest.mark.parametrize("split_name", ["train", "test"])
+def test_tfds_pipelines_run_under_tfds_mock_data(tmp_path, split_name):
+    with tfds.testing.mock_data(num_examples=10):
+        split = load("tfds:mnist", split_name, data_dir=str(tmp_path), training=split_name == "train", per_class=None)
+        batches = list(split.dataset.as_numpy_iterator())
+    assert split.class_names == [str(i) for i in range(10)]
+    assert [images.shape for images, _ in batches] == [(4, 8, 8, 3), (4, 8, 8, 3), (2, 8, 8, 3)]
+    assert all(labels.dtype == np.int32 and np.all((0 <= labels) & (labels < 10)) for _, labels in batches)
 
 
 # ------------------------------------------------------------------------------------ digits & specs
