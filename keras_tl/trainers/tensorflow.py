@@ -9,6 +9,10 @@ def _zeros_for_none(gradients, variables):
     return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(gradients, variables, strict=True)]
 
 
+def _sum(terms):
+    return tf.add_n(list(terms.values())) if terms else tf.zeros(())
+
+
 def _replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -55,14 +59,18 @@ class TensorFlowTransferTrainer:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         rule = self.gradient_rule
         replicas = _replicas()
-        # A persistent tape lets ∇J and ∇Ω share the forward pass; for weight-only terms the
-        # second gradient only walks the regularizer's own ops.
-        with tf.GradientTape(persistent=rule is not None) as tape:
-            values = self.step_values(x, y, training=True)
+        regularizers = self.active_regularizers
+        # With a rule, weight-only terms (L2-SP) get their gradient from a tape of their own
+        # ops, as on JAX; the network's tape is persistent only when a feature term needs a
+        # second backward pass from the shared forward.
+        weight_regs = [r for r in regularizers if r.depends_on_weights_only] if rule is not None else []
+        forward_regs = [r for r in regularizers if r not in weight_regs]
+        with tf.GradientTape(persistent=rule is not None and bool(forward_regs)) as tape:
+            values = self.step_values(x, y, training=True, names=self._needed_values(forward_regs))
             y_pred = values["logits"]
             empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)  # already / R
-            terms = self.regularization_terms(values)
-            regularization = tf.add_n(list(terms.values())) / replicas if terms else tf.zeros(())
+            terms = self.regularization_terms(values, forward_regs)
+            regularization = _sum(terms) / replicas
             # As Keras' trainer: scaled inside the tape (a `LossScaleOptimizer` under a mixed
             # policy; identity otherwise), unscaled by `apply_gradients`.
             if rule is None:
@@ -77,7 +85,17 @@ class TensorFlowTransferTrainer:
         else:
             # Both scaled by the same factor: DTNH's projection is scale-equivariant.
             loss_gradients = _zeros_for_none(tape.gradient(scaled_empirical, variables), variables)
-            reg_gradients = _zeros_for_none(tape.gradient(scaled_regularization, variables), variables)
+            if forward_regs:
+                reg_gradients = _zeros_for_none(tape.gradient(scaled_regularization, variables), variables)
+            else:
+                reg_gradients = [tf.zeros_like(g) for g in loss_gradients]
+            if weight_regs:
+                with tf.GradientTape() as weight_tape:
+                    weight_terms = self.regularization_terms(self.weight_values(), weight_regs)
+                    scaled_weight = self.optimizer.scale_loss(_sum(weight_terms) / replicas)
+                weight_gradients = _zeros_for_none(weight_tape.gradient(scaled_weight, variables), variables)
+                reg_gradients = [r + w for r, w in zip(reg_gradients, weight_gradients, strict=True)]
+                terms = {r.name: {**terms, **weight_terms}[r.name] for r in regularizers}
             if replicas > 1:
                 context = tf.distribute.get_replica_context()
                 loss_gradients, reg_gradients = context.all_reduce(
