@@ -4,6 +4,10 @@ import keras
 
 PACKAGE = "keras_tl"
 
+# Public path -> class, filled by the decorator as modules are imported: the registry of
+# built-ins that `keras_tl.regularizers.ALL` and the contract tests read.
+EXPORTED = {}
+
 
 def keras_tl_export(path):
     """Registers `cls` as `keras_tl>ClassName` and records its public `path`.
@@ -17,6 +21,12 @@ def keras_tl_export(path):
 
     def decorator(cls):
         cls._keras_tl_public_path = path
+        EXPORTED[path] = cls
         return keras.saving.register_keras_serializable(package=PACKAGE, name=cls.__name__)(cls)
 
     return decorator
+
+
+def exported(prefix):
+    """The exported classes whose public path starts with `prefix`, in import order."""
+    return tuple(cls for path, cls in EXPORTED.items() if path.startswith(prefix))

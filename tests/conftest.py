@@ -11,34 +11,10 @@ import numpy as np
 import pytest
 
 import keras_tl
+from keras_tl.testing import TINY_TAPS as TAPS
+from keras_tl.testing import tiny_data, tiny_source
 
 BACKEND = keras.backend.backend()
-TAPS = ["conv2_block1_2_conv", "conv3_block1_2_conv", "conv4_block1_2_conv"]
-
-
-def tiny_source(classes=5, input_shape=(8, 8, 3), seed=0, include_top=True):
-    """A CIFAR ResNet-8-like source (one block per stage) with deterministic weights."""
-    keras.utils.set_random_seed(seed)
-    from keras_tl.backbones.cifar_resnet import cifar_resnet
-
-    model = cifar_resnet(8, input_shape=input_shape, include_top=include_top, classes=classes)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        if "variance" in variable.name:  # must stay positive
-            value = rng.uniform(0.5, 1.5, variable.shape)
-        elif "gamma" in variable.name:
-            value = rng.uniform(0.8, 1.2, variable.shape)
-        else:
-            value = rng.normal(0, 0.2, variable.shape)
-        variable.assign(value.astype("float32"))
-    return model
-
-
-def tiny_data(n=8, input_shape=(8, 8, 3), classes=3, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (n,) + tuple(input_shape)).astype("float32")
-    y = (np.arange(n) % classes).astype("int32")
-    return x, y
 
 
 def compile_sgd(model, lr=0.1, momentum=0.0):

@@ -61,7 +61,9 @@ class TransferModel(TransferTrainer, keras.Model):
         freeze_backbone: L2-FE, see above.
         feature_layer: name of the layer whose output feeds the head (default: see `source`).
         source_head: keep the source's upstream head next to the new one (two-head target,
-            for Co-Tuning, LwF, DI2); needs a source ending in `Dense`.
+            for Co-Tuning, LwF, DI2); needs a source ending in `Dense`. Default (`None`):
+            kept exactly when a regularizer consumes `source_head_logits`; `False` with such
+            a regularizer is an error naming it.
         dropout: dropout rate before the new head.
         source_weights, input_shape: used when `source` is a backbone name.
         keep_source: keep the frozen source copy even if no regularizer needs it (e.g.
@@ -89,7 +91,7 @@ class TransferModel(TransferTrainer, keras.Model):
         gradient_rule=None,
         freeze_backbone=False,
         feature_layer=None,
-        source_head=False,
+        source_head=None,
         dropout=0.0,
         source_weights=None,
         input_shape=None,
@@ -135,12 +137,21 @@ class TransferModel(TransferTrainer, keras.Model):
         parts = split_source(target, self.taps, feature_layer, logits_head_name="source_head")
         self.target_backbone = parts.extractor
         self.target_backbone.trainable = not self.freeze_backbone
+        needs_head = [r.name for r in self.regularizers if "source_head_logits" in r.inputs]
+        if source_head is None:
+            source_head = bool(needs_head)
+        elif not source_head and needs_head:
+            raise ValueError(
+                f"Expected source_head=True (or None) for the regularizers {needs_head}, which consume "
+                "the target's copy of the upstream head ('source_head_logits'). Received: source_head=False"
+            )
         self.source_head = None
         if source_head:
             if parts.head is None:
                 raise ValueError(
-                    "Expected a source whose last layer is a Dense classifier when source_head=True. "
-                    f"Received a source whose last layer is {type(source.layers[-1]).__name__} "
+                    "Expected a source whose last layer is a Dense classifier when source_head=True"
+                    + (f" (the regularizers {needs_head} need it). " if needs_head else ". ")
+                    + f"Received a source whose last layer is {type(source.layers[-1]).__name__} "
                     f"{source.layers[-1].name!r}"
                 )
             self.source_head = parts.head

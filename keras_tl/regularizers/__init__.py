@@ -5,6 +5,7 @@ See `keras_tl.regularizers.base.Regularizer` for the contract `TransferModel` re
 
 import keras
 
+from keras_tl.api_export import exported
 from keras_tl.regularizers.afa import ACT, AST
 from keras_tl.regularizers.base import Regularizer
 from keras_tl.regularizers.bss import BSS
@@ -12,14 +13,18 @@ from keras_tl.regularizers.co_tuning import CoTuning
 from keras_tl.regularizers.delta import DELTA
 from keras_tl.regularizers.discrepant_diffusion import DiscrepantDiffusion
 from keras_tl.regularizers.distillation import FeatureMapDistillation
+from keras_tl.regularizers.function import FunctionRegularizer, from_function
 from keras_tl.regularizers.l2 import L2
 from keras_tl.regularizers.l2_sp import L2SP
 from keras_tl.regularizers.l2_sp_attention import L2SPAttention
 from keras_tl.regularizers.lwf import LwF
 from keras_tl.regularizers.spa_gca import GCA, SPA
 
-# Every concrete regularizer: the contract test runs each through the same checks.
-ALL = (L2, L2SP, FeatureMapDistillation, DELTA, L2SPAttention, AST, ACT, SPA, GCA, BSS, CoTuning, LwF, DiscrepantDiffusion)
+# Every built-in regularizer, as registered by `keras_tl_export`: the contract test runs each
+# through the same checks (`keras_tl.testing.check_regularizer`).
+ALL = tuple(
+    cls for cls in exported("keras_tl.regularizers.") if issubclass(cls, Regularizer) and cls is not Regularizer
+)
 
 
 def get(identifier):

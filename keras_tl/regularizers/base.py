@@ -1,11 +1,13 @@
 """The contract every keras_tl regularizer follows, and the checks shared by all of them."""
 
+import inspect
 import re
 
 import keras
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
+from keras_tl.utils.validation import check_number
 
 # What a `TransferModel` can hand to a regularizer in one training step. A regularizer names
 # the ones it consumes in `inputs`, and `TransferModel` passes them positionally, in that order.
@@ -32,9 +34,17 @@ def snake_case(name):
 
 
 def check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"Expected {name} >= 0 (a float). Received: {name}={value!r}")
-    return float(value)
+    return check_number(name, value, minimum=0)
+
+
+def call_inputs(call):
+    """The step values `call` consumes: its positional parameters, which must name `STEP_VALUES`."""
+    parameters = [
+        p.name
+        for p in inspect.signature(call).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return tuple(parameters)
 
 
 @keras_tl_export("keras_tl.regularizers.Regularizer")
@@ -43,8 +53,10 @@ class Regularizer(keras.layers.Layer):
 
     The contract `TransferModel` relies on:
 
-    - `inputs` (class attribute): the names of the step values the term consumes, taken
-      from `STEP_VALUES`; `call` receives them positionally in that order. Requesting any
+    - `inputs`: the names of the step values the term consumes, taken from `STEP_VALUES`;
+      `call` receives them positionally in that order. By default they are read from the
+      names of `call`'s parameters without defaults (`def call(self, target_weights,
+      source_weights)`), so a subclass need not repeat them. Requesting any
       `source_*` value makes the model keep a frozen source copy, and requesting source
       features makes it run the source forward pass.
     - `call(...)` returns a scalar that already includes the regularizer's coefficients.
@@ -60,7 +72,7 @@ class Regularizer(keras.layers.Layer):
       history key `reg/<name>` is stable across runs.
     """
 
-    inputs = ()
+    inputs = None
 
     def __init__(self, name=None, **kwargs):
         # float32 whatever the global policy: under `mixed_float16` / `mixed_bfloat16` a layer
@@ -68,6 +80,8 @@ class Regularizer(keras.layers.Layer):
         # feature-map differences to half precision before they are formed.
         kwargs.setdefault("dtype", "float32")
         super().__init__(name=name or snake_case(type(self).__name__), **kwargs)
+        if self.inputs is None:
+            self.inputs = call_inputs(self.call)
         unknown = [value for value in self.inputs if value not in STEP_VALUES]
         if not self.inputs or unknown:
             raise TypeError(
