@@ -187,14 +187,15 @@ def define_loading_flag(fv):
 
 
 def training_callbacks(train, backup_dir=None):
-    """What every app's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) BackupAndRestore.
+    """What every app's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
 
-    `NaNGuard` raises within the epoch, so `BackupAndRestore` never saves NaN weights: a rerun
-    resumes from the last good epoch.
+    `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
+    resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
+    kill while the checkpoint is written must not leave a file no rerun can open.
     """
     callbacks = [keras_tl.callbacks.NaNGuard(), train.epoch_callback()]
     if backup_dir:
-        callbacks.append(keras.callbacks.BackupAndRestore(backup_dir))
+        callbacks.append(keras_tl.callbacks.AtomicBackupAndRestore(backup_dir))
     return callbacks
 
 
