@@ -51,7 +51,9 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     def __init__(self, backup_dir, delete_checkpoint=True):
         super().__init__()
         if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
-            raise ValueError(f"Expected backup_dir to be a non-empty path. Received: backup_dir={backup_dir!r}")
+            raise ValueError(
+                f"Expected backup_dir to be a non-empty path. Received: backup_dir={backup_dir!r}"
+            )
         self.backup_dir = os.fspath(backup_dir)
         self.delete_checkpoint = bool(delete_checkpoint)
         self.restored_epoch = 0

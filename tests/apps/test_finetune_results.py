@@ -59,7 +59,9 @@ def test_a_diverged_method_is_recorded_and_the_others_finish(source, tmp_path):
 
 
 def test_every_method_diverged_fails_after_writing_the_results(source, tmp_path):
-    with pytest.raises(FloatingPointError, match=r"^Every method diverged; results in .*results.json\. l2_sp: "):
+    with pytest.raises(
+        FloatingPointError, match=r"^Every method diverged; results in .*results.json\. l2_sp: "
+    ):
         run(source, tmp_path, "--method=l2_sp", "--hparams=l2_sp.alpha=1e30")
     assert results(tmp_path)["results"]["l2_sp"]["diverged"]["seed"] == 0
 
@@ -96,9 +98,13 @@ def test_own_data_trains_on_every_image_and_the_demo_on_its_few_shot_count():
 
 def test_the_training_images_per_class_are_reported():
     train = keras_tl.data.load("digits", "train", image_size=8, classes=["5", "6", "7"], per_class=30)
-    assert common.describe_counts(train) == "90 training images in 3 classes, 30 per class (5: 30, 6: 30, 7: 30)"
+    assert (
+        common.describe_counts(train) == "90 training images in 3 classes, 30 per class (5: 30, 6: 30, 7: 30)"
+    )
     uneven = keras_tl.data.Split(None, ["a", "b", "c"], np.array([0, 0, 1, 2, 2, 2]), (8, 8))
-    assert common.describe_counts(uneven) == "6 training images in 3 classes, 1-3 per class (a: 2, b: 1, c: 3)"
+    assert (
+        common.describe_counts(uneven) == "6 training images in 3 classes, 1-3 per class (a: 2, b: 1, c: 3)"
+    )
     many = keras_tl.data.Split(None, [f"c{i}" for i in range(25)], np.arange(25), (8, 8))
     shown = ", ".join(f"c{i}: 1" for i in range(20))
     assert common.describe_counts(many) == f"25 training images in 25 classes, 1 per class ({shown}, ...)"
