@@ -132,7 +132,10 @@ def make_source(source, source_weights, image_size, unsafe_deserialization=False
     if source in backbones.NAMES:
         size = tuple(image_size) if image_size else backbones.default_input_shape(source)[:2]
         weights = source_weights or None
-        model = backbones.build(source, weights=weights, input_shape=size + (3,))
+        strict = bool(weights) and weights.endswith(".weights.h5")
+        model = backbones.build(source, weights=None if strict else weights, input_shape=size + (3,))
+        if strict:  # a mismatched file fails naming each variable (see `keras_tl.models.load_weights`)
+            keras_tl.models.load_weights(model, weights)
         return model, backbones.default_taps(source), source, size
     if not source.endswith(".keras"):
         raise ValueError(

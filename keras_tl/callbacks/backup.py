@@ -75,13 +75,16 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
+        from keras_tl.models import loading  # not at import: keras_tl.models imports the trainers
+
         try:
-            self.model.load_weights(path)
-        except Exception as error:
+            # Strict: a model built with other flags (e.g. another class count) is named variable by
+            # variable, not reported by Keras as "expected 2 variables, received 0".
+            loading.load_weights(self.model, path)
+        except ValueError as error:
             raise ValueError(
-                f"Expected the checkpoint {path} to fit the model being trained. Received: a checkpoint "
-                f"of another model or settings ({type(error).__name__}: {error}). Rerun with the flags "
-                f"that wrote it, or delete {self.backup_dir} to start over."
+                f"{error}. The checkpoint in {self.backup_dir} was written by a run with other settings: "
+                f"rerun with the flags that wrote it, or delete {self.backup_dir} to start over."
             ) from error
         self.restored_epoch = int(metadata["epoch"])
         self._history = {key: list(values) for key, values in metadata.get("history", {}).items()}

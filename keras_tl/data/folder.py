@@ -100,7 +100,7 @@ def _walk(root, class_names):
 
 
 def _has_image(folder):
-    for _, dirnames, filenames in os.walk(folder):
+    for _, _, filenames in os.walk(folder):
         if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in filenames):
             return True
     return False
