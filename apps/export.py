@@ -50,6 +50,7 @@ flags.DEFINE_integer(
     flag_values=FLAGS,
 )
 common.validator(FLAGS, "preprocess", common.check_preprocess)
+common.validate_finite(FLAGS)
 
 
 def run(fv):

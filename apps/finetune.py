@@ -18,6 +18,8 @@ Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
 
+import inspect
+import math
 import os
 import time
 
@@ -139,6 +141,7 @@ common.define_distribute_flag(FLAGS)
 common.define_loading_flag(FLAGS)
 common.validator(FLAGS, "method", methods.check_entries)
 common.validator(FLAGS, "source_dataset", parse_spec)
+common.validate_finite(FLAGS)
 
 
 def parse_hparams(values):
@@ -168,10 +171,30 @@ flags.register_multi_flags_validator(
 def _check_hparams(entries, values):
     try:
         methods.check_entries(entries)
-        methods.check_hparams(entries, parse_hparams(values))
+        hparams = parse_hparams(values)
+        methods.check_hparams(entries, hparams)
+        check_hparam_values(entries, hparams)
     except ValueError as error:
         raise flags.ValidationError(f"--hparams: {error}") from error
     return True
+
+
+def check_hparam_values(entries, hparams):
+    """Raises `ValueError` for a value whose type does not fit the hyperparameter (at parse time, not
+    after the data is loaded): a number where the method's default is one, finite, an int for an int."""
+    for key, value in hparams.items():
+        method, _, name = key.rpartition(".")
+        chosen = [method] if method else [methods.split_entry(entry)[0] for entry in entries]
+        for candidate in chosen:
+            parameter = inspect.signature(methods.METHODS[candidate]).parameters.get(name)
+            default = None if parameter is None else parameter.default
+            if isinstance(default, bool) or not isinstance(default, (int, float)):
+                continue
+            example = f"e.g. the default {default!r} of {candidate}"
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}")
+            if isinstance(default, int) and not float(value).is_integer():
+                raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
 
 
 def pretrain_demo_source(fv, size):

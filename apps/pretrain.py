@@ -60,6 +60,7 @@ flags.DEFINE_string(
 )
 common.define_distribute_flag(FLAGS)
 common.validator(FLAGS, "output", lambda value: _check_keras_path("--output", value))
+common.validate_finite(FLAGS)
 
 
 def _check_keras_path(flag, value):
