@@ -12,7 +12,7 @@ the best model as a SavedModel for TF Serving. Real use names a source and a dat
         --dataset=folder:../shared/data/dtd10 --image_size=32 \\
         --method=l2,l2_sp,l2_sp+dtnh --repeats=5 --per_class=30 --epochs=30
 
-Each run is checkpointed every epoch (`BackupAndRestore`, in --backup_dir): after a crash,
+Each run is checkpointed every epoch (`AtomicBackupAndRestore`, in --backup_dir): after a crash,
 run the same command again and it resumes from the last finished epoch with the same result.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
@@ -134,7 +134,7 @@ flags.DEFINE_float(
 flags.DEFINE_string(
     "backup_dir",
     "",
-    "BackupAndRestore folder (a subfolder per method and seed); empty: <output_dir>/backup.",
+    "Checkpoint folder (a subfolder per method and seed); empty: <output_dir>/backup.",
     flag_values=FLAGS,
 )
 common.define_distribute_flag(FLAGS)

@@ -69,7 +69,7 @@ def pretrain(
     `tau`, `num_neighbours`). The saved source keeps its classifier (`include_top`), so fine-tuning can use the upstream
     head (two-head methods). `bn_momentum` replaces the BatchNormalization momentum (Keras'
     default 0.99 leaves the moving statistics near their initial values after a few hundred
-    steps; short runs need e.g. 0.9). With `backup_dir`, `keras.callbacks.BackupAndRestore` saves each
+    steps; short runs need e.g. 0.9). With `backup_dir`, `keras_tl.callbacks.AtomicBackupAndRestore` saves each
     epoch there and an interrupted run resumes from its last epoch. The model is built,
     compiled and trained inside `keras_tl.distribute.scope(distribute)`.
 
@@ -174,7 +174,7 @@ def finetune(
     """One fine-tuning run of `method` (see `apps.methods`) from `source` on `train`.
 
     Built, compiled and trained inside `keras_tl.distribute.scope(distribute)`; with
-    `backup_dir`, `keras.callbacks.BackupAndRestore` saves each epoch there and a rerun
+    `backup_dir`, `keras_tl.callbacks.AtomicBackupAndRestore` saves each epoch there and a rerun
     resumes from the last finished epoch. `eval_data` is evaluated during `fit` every
     `validation_freq` epochs (0: only after training).
 
