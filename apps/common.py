@@ -319,7 +319,9 @@ def describe_counts(split):
     """`"150 training images in 5 classes, 30 per class (5: 30, 6: 30, ...)"`: what a run trains on."""
     counts = np.bincount(split.labels, minlength=split.num_classes)
     spread = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
-    shown = ", ".join(f"{name}: {count}" for name, count in zip(split.class_names[:20], counts[:20], strict=True))
+    shown = ", ".join(
+        f"{name}: {count}" for name, count in zip(split.class_names[:20], counts[:20], strict=True)
+    )
     more = ", ..." if split.num_classes > 20 else ""
     return (
         f"{split.num_examples} training images in {split.num_classes} classes, {spread} per class "

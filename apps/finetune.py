@@ -192,7 +192,9 @@ def check_hparam_values(entries, hparams):
                 continue
             example = f"e.g. the default {default!r} of {candidate}"
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}")
+                raise ValueError(
+                    f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}"
+                )
             if isinstance(default, int) and not float(value).is_integer():
                 raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
 
@@ -276,12 +278,13 @@ def run(fv):
         "results": {},
         "complete": False,
     }
-    results, models = report["results"], {}
+    results, best = report["results"], None  # best: (label, its first model); one model kept at a time
     for entry in fv.method:
         method, with_dtnh = methods.split_entry(entry)
         with_dtnh = with_dtnh or fv.dtnh
         label = method + (methods.DTNH_SUFFIX if with_dtnh else "")
         results[label] = {"runs": [], "summary": {}}
+        first_model = None
         for repeat in range(fv.repeats):
             seed = fv.seed + repeat
             # The pipeline's shuffling and augmentation depend on TF's global seed: set it per run,
@@ -322,35 +325,39 @@ def run(fv):
                 break
             results[label]["runs"].append(record)
             results[label]["summary"] = reporting.summarize(results[label]["runs"])
-            models.setdefault(label, model)
+            first_model = first_model or model
             # Each finished run is on disk at once: a crash or kill later loses nothing before it.
             write_results(fv.output_dir, report)
+        top1 = results[label]["summary"].get("top1", {}).get("mean")
+        if "diverged" not in results[label] and (
+            best is None or top1 > results[best[0]]["summary"]["top1"]["mean"]
+        ):
+            best = (label, first_model)
 
     finished = {label: result for label, result in results.items() if "diverged" not in result}
     table = markdown_table(results)
-    if not finished:
+    if best is None:
         write_results(fv.output_dir, report, table)
         raise FloatingPointError(
             f"Every method diverged; results in {os.path.join(fv.output_dir, 'results.json')}. "
             + " ".join(f"{label}: {result['diverged']['error']}" for label, result in results.items())
         )
-    best = max(finished, key=lambda label: finished[label]["summary"]["top1"]["mean"])
     plots = reporting.plot(fv.output_dir, finished)
     card = {
         "kind": "classifier",
-        "method": best,
+        "method": best[0],
         "preprocess": preprocess,
         "image_size": list(size),
         "class_names": eval_data.class_names,
         "dataset": fv.dataset,
     }
     model_path = os.path.join(fv.output_dir, "best_model.keras")
-    common.save_model(models[best].inference_model(name="classifier"), model_path, card)
-    report["best"] = {"method": best, "model": model_path}
+    common.save_model(best[1].inference_model(name="classifier"), model_path, card)
+    report["best"] = {"method": best[0], "model": model_path}
     if fv.export:
         name = fv.export_name or common.export_name(fv.dataset) or "model"
         report["best"]["saved_model"] = export_serving(
-            models[best],
+            best[1],
             fv.export_dir or os.path.join(fv.output_dir, "saved_models"),
             name=name,
             preprocess=preprocess,

@@ -65,7 +65,7 @@ class NaNGuard(keras.callbacks.Callback):
         hint = (
             "lower the learning rate"
             if culprit in ("empirical_loss", "loss")
-            else f"lower the learning rate or the coefficient of regularizer '{culprit[len('reg/'):]}'"
+            else f"lower the learning rate or the coefficient of regularizer '{culprit[len('reg/') :]}'"
         )
         raise FloatingPointError(
             f"Training stopped at epoch {getattr(self, '_epoch', 0) + 1}, batch {batch + 1}: "

@@ -30,7 +30,9 @@ def load_model(path, unsafe_deserialization=False, compile=True):
         return keras.models.load_model(path, safe_mode=not unsafe_deserialization, compile=compile)
     except ValueError as error:
         if not unsafe_deserialization and "safe_mode" in str(error):
-            raise ValueError(f"Could not load {path!r} safely. {UNSAFE_HINT}\n(Keras said: {error})") from error
+            raise ValueError(
+                f"Could not load {path!r} safely. {UNSAFE_HINT}\n(Keras said: {error})"
+            ) from error
         raise
 
 
@@ -58,7 +60,9 @@ def load_weights(model, path):
         ) from error
     problems = describe_mismatch(expected, received)
     if problems:
-        raise ValueError(f"Expected the weights in {path!r} to fit the model {model.name!r}. Received: {problems}")
+        raise ValueError(
+            f"Expected the weights in {path!r} to fit the model {model.name!r}. Received: {problems}"
+        )
     model.load_weights(path)
 
 
@@ -85,8 +89,8 @@ def _variable_shapes(h5py, path):
     shapes = {}
     with h5py.File(path, "r") as handle:
         handle.visititems(
-            lambda name, item: shapes.__setitem__(name, tuple(item.shape))
-            if isinstance(item, h5py.Dataset)
-            else None
+            lambda name, item: (
+                shapes.__setitem__(name, tuple(item.shape)) if isinstance(item, h5py.Dataset) else None
+            )
         )
     return shapes

@@ -68,7 +68,11 @@ def parse(app, *args):
         ),
         (finetune, ["--lr=nan"], r"^flag --lr=nan: Expected --lr to be a finite number. Received: nan$"),
         (pretrain, ["--lr=inf"], r"^flag --lr=inf: Expected --lr to be a finite number. Received: inf$"),
-        (finetune, ["--source_lr=inf"], r"^flag --source_lr=inf: Expected --source_lr to be a finite number. Received: inf$"),
+        (
+            finetune,
+            ["--source_lr=inf"],
+            r"^flag --source_lr=inf: Expected --source_lr to be a finite number. Received: inf$",
+        ),
         (export, ["--resize_ratio=nan"], r"Expected --resize_ratio to be a finite number. Received: nan$"),
         (
             finetune,
@@ -81,7 +85,11 @@ def parse(app, *args):
             ["--method=bss", "--hparams=bss.k=1.5"],
             r": --hparams: Expected bss.k to be an integer \(e.g. the default 1 of bss\). Received: bss.k=1.5$",
         ),
-        (finetune, ["--hparams=l2.beta=nan"], r"Expected l2.beta to be a finite number .* Received: l2.beta=nan$"),
+        (
+            finetune,
+            ["--hparams=l2.beta=nan"],
+            r"Expected l2.beta to be a finite number .* Received: l2.beta=nan$",
+        ),
         (evaluate, ["--crops=center,side"], r"flag --crops=.*Expected --crops from \['center', 'ten'\]"),
         (export, ["--version=-1"], r"flag --version=-1: -1 is not a non-negative integer"),
     ],

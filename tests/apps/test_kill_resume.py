@@ -147,7 +147,9 @@ def kill_at(point, nth_save):
             raise _Killed(point)
 
     def replace_metadata(src, dst):
-        at_the_save = point[0] == "metadata" and str(dst).endswith(backup.METADATA) and saves["count"] == nth_save
+        at_the_save = (
+            point[0] == "metadata" and str(dst).endswith(backup.METADATA) and saves["count"] == nth_save
+        )
         if at_the_save and point[1] == "before":
             raise _Killed(point)
         replace(src, dst)
@@ -180,8 +182,14 @@ def tiny_source():
 
 def digits(split, **kwargs):
     return keras_tl.data.load(
-        "digits", split, image_size=8, preprocess="cifar_resnet8", batch_size=4, augment="none",
-        classes=["5", "6"], **kwargs,
+        "digits",
+        split,
+        image_size=8,
+        preprocess="cifar_resnet8",
+        batch_size=4,
+        augment="none",
+        classes=["5", "6"],
+        **kwargs,
     )
 
 
@@ -192,8 +200,17 @@ def test_kills_at_every_instant_of_a_checkpoint_write_then_reruns_match_an_unint
 
     def finetune(backup_dir):
         return training.finetune(
-            source, [], train, evaluation, "l2_sp", 4, epochs=LOOP_EPOCHS, lr=0.05, verbose=0,
-            validation_freq=0, backup_dir=str(backup_dir),
+            source,
+            [],
+            train,
+            evaluation,
+            "l2_sp",
+            4,
+            epochs=LOOP_EPOCHS,
+            lr=0.05,
+            verbose=0,
+            validation_freq=0,
+            backup_dir=str(backup_dir),
         )
 
     expected_model, expected = finetune(tmp_path / "reference")
@@ -217,8 +234,16 @@ def test_pretraining_killed_while_writing_resumes_to_the_uninterrupted_end(tmp_p
 
     def pretrain(name):
         return training.pretrain(
-            train, "cifar_resnet8", (8, 8), batch_size=4, epochs=3, lr=0.05, seed=0, verbose=0,
-            output=str(tmp_path / name / "source.keras"), backup_dir=str(tmp_path / name / "backup"),
+            train,
+            "cifar_resnet8",
+            (8, 8),
+            batch_size=4,
+            epochs=3,
+            lr=0.05,
+            seed=0,
+            verbose=0,
+            output=str(tmp_path / name / "source.keras"),
+            backup_dir=str(tmp_path / name / "backup"),
         )
 
     expected_model, expected = pretrain("reference")

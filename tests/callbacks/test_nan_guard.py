@@ -76,7 +76,9 @@ def test_names_the_regularizer_that_blew_up_when_the_data_term_goes_nan_first():
     with pytest.raises(FloatingPointError) as info:
         _feed(keras_tl.callbacks.NaNGuard(), batches)
     message = str(info.value)
-    assert message.startswith("Training stopped at epoch 2, batch 3: 'reg/delta' diverged first: it grew to 3e+36 (")
+    assert message.startswith(
+        "Training stopped at epoch 2, batch 3: 'reg/delta' diverged first: it grew to 3e+36 ("
+    )
     assert message.endswith(
         "The weights of the last completed epoch's checkpoint were not overwritten; lower the learning rate "
         "or the coefficient of regularizer 'delta' and rerun to resume from it."
@@ -90,5 +92,7 @@ def test_names_the_data_term_with_the_learning_rate_only():
     ]
     with pytest.raises(FloatingPointError) as info:
         _feed(keras_tl.callbacks.NaNGuard(), batches)
-    assert "'empirical_loss' went NaN/inf first (empirical_loss=inf, reg/l2=0.02, loss=inf)" in str(info.value)
+    assert "'empirical_loss' went NaN/inf first (empirical_loss=inf, reg/l2=0.02, loss=inf)" in str(
+        info.value
+    )
     assert str(info.value).endswith("; lower the learning rate and rerun to resume from it.")

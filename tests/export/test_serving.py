@@ -154,7 +154,9 @@ def test_exports_are_readable_by_other_users_and_stale_staging_folders_are_remov
     model = keras.Sequential([keras.Input(SIZE + (3,)), keras.layers.Flatten(), keras.layers.Dense(2)])
     model_dir = tmp_path / "m"
     model_dir.mkdir()
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     killed = model_dir / f".tmp-1-{int(finished.stdout)}-0a1b2c3d"  # its export process is gone
     legacy = model_dir / ".tmp-1-x7k2_q9z"  # tempfile.mkdtemp's name, two hours old
     running = model_dir / f".tmp-5-{os.getppid()}-0a1b2c3d"  # another export, still running
@@ -167,7 +169,9 @@ def test_exports_are_readable_by_other_users_and_stale_staging_folders_are_remov
     finally:
         os.umask(umask)
     modes = {
-        os.path.relpath(os.path.join(root, name), path): stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode)
+        os.path.relpath(os.path.join(root, name), path): stat.S_IMODE(
+            os.stat(os.path.join(root, name)).st_mode
+        )
         for root, dirs, names in os.walk(path)
         for name in dirs + names
     }
@@ -189,7 +193,16 @@ def test_a_model_without_a_fixed_input_size_needs_image_size(tmp_path):
     path = export_serving(model, str(tmp_path), name="m", preprocess="identity", image_size=(8, 6))
     images = np.random.default_rng(0).uniform(0, 255, (2, 8, 6, 3)).astype(np.float32)
     outputs = tf.saved_model.load(path).signatures[FLOAT_SIGNATURE](images=tf.constant(images))
-    np.testing.assert_allclose(outputs["logits"].numpy(), keras.ops.convert_to_numpy(model(images)), atol=1e-5)
-    with pytest.raises(ValueError, match=r"Expected image_size to match the model's fixed input size \(8, 8\)"):
-        export_serving(keras.Sequential([keras.Input(SIZE + (3,)), keras.layers.Dense(2)]), str(tmp_path),
-                       name="m", preprocess="identity", image_size=(4, 4))
+    np.testing.assert_allclose(
+        outputs["logits"].numpy(), keras.ops.convert_to_numpy(model(images)), atol=1e-5
+    )
+    with pytest.raises(
+        ValueError, match=r"Expected image_size to match the model's fixed input size \(8, 8\)"
+    ):
+        export_serving(
+            keras.Sequential([keras.Input(SIZE + (3,)), keras.layers.Dense(2)]),
+            str(tmp_path),
+            name="m",
+            preprocess="identity",
+            image_size=(4, 4),
+        )

@@ -72,7 +72,13 @@ def test_resuming_a_backup_of_another_class_count_names_the_mismatch(source, tmp
         model = keras_tl.TransferModel(source, classes)
         model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch == 0 and 1 / 0)
-        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[keras_tl.callbacks.AtomicBackupAndRestore(backup), stop])
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[keras_tl.callbacks.AtomicBackupAndRestore(backup), stop],
+        )
 
     with pytest.raises(ZeroDivisionError):  # stops after epoch 1's checkpoint
         fit(3, 2)
