@@ -7,10 +7,12 @@ validators and `python -m apps.<name> --help` work as usual.
 
 import functools
 import json
+import math
 import os
 import sys
 
 import keras
+import numpy as np
 from absl import app, flags
 
 import keras_tl.callbacks
@@ -26,8 +28,43 @@ PREPROCESS_CHOICES = ("identity",) + backbones.NAMES
 
 
 def run(main, flag_values):
-    """`absl.app.run(main)` with the app's own flags."""
-    app.run(main, flags_parser=functools.partial(parse_command_line, flag_values))
+    """`absl.app.run(main)` with the app's own flags; an error ends the app with one line (see `report_errors`)."""
+    define_debug_flag(flag_values)
+    app.run(
+        functools.partial(report_errors, main, flag_values),
+        flags_parser=functools.partial(parse_command_line, flag_values),
+    )
+
+
+def define_debug_flag(fv):
+    if "debug" not in fv:
+        flags.DEFINE_boolean(
+            "debug",
+            False,
+            "On an error, show Python's full traceback (default: one line 'error: <message>').",
+            flag_values=fv,
+        )
+
+
+def report_errors(main, flag_values, argv):
+    """Runs `main(argv)`; an exception becomes one line `error: <message>` on stderr and exit status 1.
+
+    Every message of keras_tl and the apps says what was expected and what was received, so
+    the traceback is noise to a user; `--debug` shows it.
+    """
+    try:
+        return main(argv)
+    except Exception as error:
+        if flag_values["debug"].value:
+            raise
+        sys.stderr.write(f"error: {error_line(error)}\n")
+        sys.exit(1)
+
+
+def error_line(error):
+    """The message of `error` (its type when it has none); a `KeyError`'s without its repr quotes."""
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return message or type(error).__name__
 
 
 def parse_command_line(flag_values, argv):
@@ -63,6 +100,18 @@ def validator(flag_values, name, check):
         return True
 
     flags.register_validator(name, checker, flag_values=flag_values)
+
+
+def validate_finite(fv):
+    """Registers, for every float flag of `fv`, a check that it is finite: absl's bounds let nan pass."""
+    for name in list(fv):
+        if isinstance(fv[name].parser, flags.FloatParser):
+            validator(fv, name, functools.partial(check_finite, name))
+
+
+def check_finite(name, value):
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"Expected --{name} to be a finite number. Received: {value}")
 
 
 # ------------------------------------------------------------------------------------ flag groups
@@ -187,14 +236,15 @@ def define_loading_flag(fv):
 
 
 def training_callbacks(train, backup_dir=None):
-    """What every app's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) BackupAndRestore.
+    """What every app's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
 
-    `NaNGuard` raises within the epoch, so `BackupAndRestore` never saves NaN weights: a rerun
-    resumes from the last good epoch.
+    `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
+    resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
+    kill while the checkpoint is written must not leave a file no rerun can open.
     """
     callbacks = [keras_tl.callbacks.NaNGuard(), train.epoch_callback()]
     if backup_dir:
-        callbacks.append(keras.callbacks.BackupAndRestore(backup_dir))
+        callbacks.append(keras_tl.callbacks.AtomicBackupAndRestore(backup_dir))
     return callbacks
 
 
@@ -262,6 +312,20 @@ def load_split(
         # One batch shape in training: JAX compiles the train step once.
         drop_remainder=training,
         **sampling,
+    )
+
+
+def describe_counts(split):
+    """`"150 training images in 5 classes, 30 per class (5: 30, 6: 30, ...)"`: what a run trains on."""
+    counts = np.bincount(split.labels, minlength=split.num_classes)
+    spread = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    shown = ", ".join(
+        f"{name}: {count}" for name, count in zip(split.class_names[:20], counts[:20], strict=True)
+    )
+    more = ", ..." if split.num_classes > 20 else ""
+    return (
+        f"{split.num_examples} training images in {split.num_classes} classes, {spread} per class "
+        f"({shown}{more})"
     )
 
 

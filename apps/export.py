@@ -42,7 +42,15 @@ flags.DEFINE_float(
     lower_bound=1.0,
     flag_values=FLAGS,
 )
+flags.DEFINE_integer(
+    "image_size",
+    0,
+    "Input size to export at, for a model whose input has no fixed size; 0: the model's (or its card's).",
+    lower_bound=0,
+    flag_values=FLAGS,
+)
 common.validator(FLAGS, "preprocess", common.check_preprocess)
+common.validate_finite(FLAGS)
 
 
 def run(fv):
@@ -51,12 +59,16 @@ def run(fv):
     card = common.load_card(fv.model)
     preprocess = common.resolve_preprocess(fv.preprocess, card, model.name)
     name = fv.name or common.export_name(card.get("dataset", "")) or model.name
+    image_size = (fv.image_size,) * 2 if fv.image_size else None
+    if image_size is None and None in tuple(model.inputs[0].shape[1:3]) and card.get("image_size"):
+        image_size = tuple(card["image_size"])  # what the model was trained at
     return export_serving(
         model,
         fv.base_dir,
         name=name,
         version=fv.version or None,
         preprocess=preprocess,
+        image_size=image_size,
         resize_ratio=fv.resize_ratio,
     )
 

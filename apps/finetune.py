@@ -12,12 +12,14 @@ the best model as a SavedModel for TF Serving. Real use names a source and a dat
         --dataset=folder:../shared/data/dtd10 --image_size=32 \\
         --method=l2,l2_sp,l2_sp+dtnh --repeats=5 --per_class=30 --epochs=30
 
-Each run is checkpointed every epoch (`BackupAndRestore`, in --backup_dir): after a crash,
+Each run is checkpointed every epoch (`AtomicBackupAndRestore`, in --backup_dir): after a crash,
 run the same command again and it resumes from the last finished epoch with the same result.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
 
+import inspect
+import math
 import os
 import time
 
@@ -28,6 +30,7 @@ from apps import common, methods, reporting, training
 from keras_tl import backbones
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
+from keras_tl.utils import files
 
 DEMO_IMAGE_SIZE = 16
 
@@ -36,7 +39,10 @@ DIGITS_CLASSES = ("5", "6", "7", "8", "9")
 common.define_data_flags(FLAGS, digits_classes=DIGITS_CLASSES)
 common.define_sampling_flags(FLAGS)
 common.define_training_flags(FLAGS, epochs=10, lr=0.005, output_dir="runs/finetune")
-FLAGS.set_default("per_class", 30)
+# Few-shot count of the embedded demo (--dataset=digits without --per_class/--fraction); any
+# other data set trains on all its images unless told otherwise.
+DEMO_PER_CLASS = 30
+FLAGS["per_class"].help += f" The digits demo: {DEMO_PER_CLASS} unless --per_class or --fraction is set."
 FLAGS.set_default("batch_size", 16)
 flags.DEFINE_string("eval_split", "test", "Split the results are measured on.", flag_values=FLAGS)
 flags.DEFINE_string(
@@ -128,13 +134,14 @@ flags.DEFINE_float(
 flags.DEFINE_string(
     "backup_dir",
     "",
-    "BackupAndRestore folder (a subfolder per method and seed); empty: <output_dir>/backup.",
+    "Checkpoint folder (a subfolder per method and seed); empty: <output_dir>/backup.",
     flag_values=FLAGS,
 )
 common.define_distribute_flag(FLAGS)
 common.define_loading_flag(FLAGS)
 common.validator(FLAGS, "method", methods.check_entries)
 common.validator(FLAGS, "source_dataset", parse_spec)
+common.validate_finite(FLAGS)
 
 
 def parse_hparams(values):
@@ -164,10 +171,32 @@ flags.register_multi_flags_validator(
 def _check_hparams(entries, values):
     try:
         methods.check_entries(entries)
-        methods.check_hparams(entries, parse_hparams(values))
+        hparams = parse_hparams(values)
+        methods.check_hparams(entries, hparams)
+        check_hparam_values(entries, hparams)
     except ValueError as error:
         raise flags.ValidationError(f"--hparams: {error}") from error
     return True
+
+
+def check_hparam_values(entries, hparams):
+    """Raises `ValueError` for a value whose type does not fit the hyperparameter (at parse time, not
+    after the data is loaded): a number where the method's default is one, finite, an int for an int."""
+    for key, value in hparams.items():
+        method, _, name = key.rpartition(".")
+        chosen = [method] if method else [methods.split_entry(entry)[0] for entry in entries]
+        for candidate in chosen:
+            parameter = inspect.signature(methods.METHODS[candidate]).parameters.get(name)
+            default = None if parameter is None else parameter.default
+            if isinstance(default, bool) or not isinstance(default, (int, float)):
+                continue
+            example = f"e.g. the default {default!r} of {candidate}"
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(
+                    f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}"
+                )
+            if isinstance(default, int) and not float(value).is_integer():
+                raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
 
 
 def pretrain_demo_source(fv, size):
@@ -207,6 +236,12 @@ def pretrain_demo_source(fv, size):
     return output
 
 
+def per_class(fv):
+    """--per_class, or the demo's `DEMO_PER_CLASS` for --dataset=digits when neither it nor --fraction is set."""
+    demo = fv.dataset == "digits" and not fv["per_class"].present and not fv["fraction"].present
+    return DEMO_PER_CLASS if demo else fv.per_class
+
+
 def run(fv):
     """Runs everything with the parsed flags `fv`; returns the report dict."""
     start = time.perf_counter()
@@ -233,71 +268,81 @@ def run(fv):
             fv, fv.eval_split, size, preprocess, training=False, crops="ten", **digits
         )
     hparams = parse_hparams(fv.hparams)
-
-    results, best = {}, None
-    for entry in fv.method:
-        method, with_dtnh = methods.split_entry(entry)
-        with_dtnh = with_dtnh or fv.dtnh
-        label = method + (methods.DTNH_SUFFIX if with_dtnh else "")
-        runs, first_model = [], None
-        for repeat in range(fv.repeats):
-            seed = fv.seed + repeat
-            # The pipeline's shuffling and augmentation depend on TF's global seed: set it per run,
-            # so a run does not depend on what ran before it in the process.
-            keras.utils.set_random_seed(seed)
-            train = common.load_split(
-                fv, fv.split, size, preprocess, training=True, seed=seed, sampled=True, **digits
-            )
-            logging.info(
-                "%s, seed %d: %d training examples, %d classes",
-                label,
-                seed,
-                train.num_examples,
-                train.num_classes,
-            )
-            model, record = training.finetune(
-                source_model,
-                taps,
-                train,
-                eval_data,
-                method,
-                batch_size=fv.batch_size,
-                dtnh=with_dtnh,
-                hparams=hparams,
-                epochs=fv.epochs,
-                lr=fv.lr,
-                momentum=fv.momentum,
-                dropout=fv.dropout,
-                seed=seed,
-                log_dir=os.path.join(fv.output_dir, "tensorboard", label, f"seed{seed}"),
-                ten_crop_data=ten_crop,
-                verbose=fv.verbose,
-                distribute=fv.distribute,
-                validation_freq=fv.validation_freq,
-                backup_dir=os.path.join(
-                    fv.backup_dir or os.path.join(fv.output_dir, "backup"), label, f"seed{seed}"
-                ),
-            )
-            runs.append(record)
-            if first_model is None:
-                first_model = model
-        results[label] = {"runs": runs, "summary": reporting.summarize(runs)}
-        if (
-            best is None
-            or results[label]["summary"]["top1"]["mean"] > results[best[0]]["summary"]["top1"]["mean"]
-        ):
-            best = (label, first_model)
-
-    table = reporting.markdown_table(results)
+    sampling = common.FlagView(**{**fv.flag_values_dict(), "per_class": per_class(fv)})
     report = {
         "backend": keras.backend.backend(),
         "flags": fv.flag_values_dict(),
         "source": source,
         "class_names": eval_data.class_names,
         "eval_examples": eval_data.num_examples,
-        "results": results,
+        "results": {},
+        "complete": False,
     }
-    plots = reporting.plot(fv.output_dir, results)
+    results, best = report["results"], None  # best: (label, its first model); one model kept at a time
+    for entry in fv.method:
+        method, with_dtnh = methods.split_entry(entry)
+        with_dtnh = with_dtnh or fv.dtnh
+        label = method + (methods.DTNH_SUFFIX if with_dtnh else "")
+        results[label] = {"runs": [], "summary": {}}
+        first_model = None
+        for repeat in range(fv.repeats):
+            seed = fv.seed + repeat
+            # The pipeline's shuffling and augmentation depend on TF's global seed: set it per run,
+            # so a run does not depend on what ran before it in the process.
+            keras.utils.set_random_seed(seed)
+            train = common.load_split(
+                sampling, fv.split, size, preprocess, training=True, seed=seed, sampled=True, **digits
+            )
+            logging.info("%s, seed %d: %s", label, seed, common.describe_counts(train))
+            try:
+                model, record = training.finetune(
+                    source_model,
+                    taps,
+                    train,
+                    eval_data,
+                    method,
+                    batch_size=fv.batch_size,
+                    dtnh=with_dtnh,
+                    hparams=hparams,
+                    epochs=fv.epochs,
+                    lr=fv.lr,
+                    momentum=fv.momentum,
+                    dropout=fv.dropout,
+                    seed=seed,
+                    log_dir=os.path.join(fv.output_dir, "tensorboard", label, f"seed{seed}"),
+                    ten_crop_data=ten_crop,
+                    verbose=fv.verbose,
+                    distribute=fv.distribute,
+                    validation_freq=fv.validation_freq,
+                    backup_dir=os.path.join(
+                        fv.backup_dir or os.path.join(fv.output_dir, "backup"), label, f"seed{seed}"
+                    ),
+                )
+            except FloatingPointError as error:
+                # NaNGuard: one diverged method must not lose the others (nor the finished runs).
+                logging.warning("%s diverged (seed %d): %s", label, seed, error)
+                results[label]["diverged"] = {"seed": seed, "error": str(error)}
+                break
+            results[label]["runs"].append(record)
+            results[label]["summary"] = reporting.summarize(results[label]["runs"])
+            first_model = first_model or model
+            # Each finished run is on disk at once: a crash or kill later loses nothing before it.
+            write_results(fv.output_dir, report)
+        top1 = results[label]["summary"].get("top1", {}).get("mean")
+        if "diverged" not in results[label] and (
+            best is None or top1 > results[best[0]]["summary"]["top1"]["mean"]
+        ):
+            best = (label, first_model)
+
+    finished = {label: result for label, result in results.items() if "diverged" not in result}
+    table = markdown_table(results)
+    if best is None:
+        write_results(fv.output_dir, report, table)
+        raise FloatingPointError(
+            f"Every method diverged; results in {os.path.join(fv.output_dir, 'results.json')}. "
+            + " ".join(f"{label}: {result['diverged']['error']}" for label, result in results.items())
+        )
+    plots = reporting.plot(fv.output_dir, finished)
     card = {
         "kind": "classifier",
         "method": best[0],
@@ -318,9 +363,29 @@ def run(fv):
             preprocess=preprocess,
         )
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
-    reporting.write(fv.output_dir, report, table)
+    report["complete"] = True
+    write_results(fv.output_dir, report, table)
     report["table"], report["plots"] = table, plots
     return report
+
+
+def markdown_table(results):
+    """`reporting.markdown_table` of the finished methods, then a row per diverged method."""
+    finished = {label: result for label, result in results.items() if "diverged" not in result}
+    lines = reporting.markdown_table(finished).split("\n")
+    columns = lines[0].count("|") - 1
+    for label, result in results.items():
+        if "diverged" in result:
+            cells = [f"diverged (seed {result['diverged']['seed']})"] + [""] * (columns - 3)
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(result['runs'])} |")
+    return "\n".join(lines)
+
+
+def write_results(output_dir, report, table=None):
+    """`results.json` (and `results.md`), each replaced atomically: a kill never leaves half a file."""
+    files.write_json(os.path.join(output_dir, "results.json"), report)
+    if table is not None:
+        files.write_atomic(os.path.join(output_dir, "results.md"), table + "\n")
 
 
 def main(argv):

@@ -4,7 +4,7 @@
     python -m apps.pretrain --dataset=tfrecord:../shared/data/tiny-imagenet-32 \\
         --backbone=cifar_resnet20 --image_size=32 --epochs=30 --output=runs/tin/source.keras
 
-Checkpointed every epoch with `keras.callbacks.BackupAndRestore` in `--backup_dir`: run the
+Checkpointed every epoch with `keras_tl.callbacks.AtomicBackupAndRestore` in `--backup_dir`: run the
 same command again after an interruption and it resumes from the last finished epoch.
 Writes the source model (`.keras`, classifier included) and its card (`.json`) beside it.
 """
@@ -56,10 +56,11 @@ flags.DEFINE_string(
     "output", "", "Source model path (.keras); empty: <output_dir>/source.keras.", flag_values=FLAGS
 )
 flags.DEFINE_string(
-    "backup_dir", "", "BackupAndRestore folder; empty: <output_dir>/backup.", flag_values=FLAGS
+    "backup_dir", "", "Checkpoint folder (AtomicBackupAndRestore); empty: <output_dir>/backup.", flag_values=FLAGS
 )
 common.define_distribute_flag(FLAGS)
 common.validator(FLAGS, "output", lambda value: _check_keras_path("--output", value))
+common.validate_finite(FLAGS)
 
 
 def _check_keras_path(flag, value):

@@ -69,7 +69,7 @@ def pretrain(
     `tau`, `num_neighbours`). The saved source keeps its classifier (`include_top`), so fine-tuning can use the upstream
     head (two-head methods). `bn_momentum` replaces the BatchNormalization momentum (Keras'
     default 0.99 leaves the moving statistics near their initial values after a few hundred
-    steps; short runs need e.g. 0.9). With `backup_dir`, `keras.callbacks.BackupAndRestore` saves each
+    steps; short runs need e.g. 0.9). With `backup_dir`, `keras_tl.callbacks.AtomicBackupAndRestore` saves each
     epoch there and an interrupted run resumes from its last epoch. The model is built,
     compiled and trained inside `keras_tl.distribute.scope(distribute)`.
 
@@ -136,7 +136,10 @@ def make_source(source, source_weights, image_size, unsafe_deserialization=False
         size = tuple(image_size) if image_size else backbones.default_input_shape(source)[:2]
         weights = source_weights or None
         keras.utils.set_random_seed(seed)
-        model = backbones.build(source, weights=weights, input_shape=size + (3,))
+        strict = bool(weights) and weights.endswith(".weights.h5")
+        model = backbones.build(source, weights=None if strict else weights, input_shape=size + (3,))
+        if strict:  # a mismatched file fails naming each variable (see `keras_tl.models.load_weights`)
+            keras_tl.models.load_weights(model, weights)
         return model, backbones.default_taps(source), source, size
     if not source.endswith(".keras"):
         raise ValueError(
@@ -175,7 +178,7 @@ def finetune(
     """One fine-tuning run of `method` (see `apps.methods`) from `source` on `train`.
 
     Built, compiled and trained inside `keras_tl.distribute.scope(distribute)`; with
-    `backup_dir`, `keras.callbacks.BackupAndRestore` saves each epoch there and a rerun
+    `backup_dir`, `keras_tl.callbacks.AtomicBackupAndRestore` saves each epoch there and a rerun
     resumes from the last finished epoch. `eval_data` is evaluated during `fit` every
     `validation_freq` epochs (0: only after training).
 

@@ -5,9 +5,13 @@ Layouts (both as in `../shared/data/caltech101` and `dtd10`):
     <path>/<class>/<file>                    every image, or
     <path>/images/<class>/<file>             with <path>/train.txt, test.txt, val.txt
 
-A split file lists one image per line, relative to the folder holding the class folders.
+A split file lists one image per line, relative to the folder holding the class folders;
+a listed image that does not exist is skipped with a warning that says it is missing.
 Classes are the sorted class-folder names, the same for every split, so labels agree
-across splits even when a split misses a class.
+across splits even when a split misses a class. A class folder without any image fails
+the load, naming it: it would become a class that no example teaches (an output the head
+can predict, listed in the model card), and such a folder is far more often a mistake
+than a choice.
 """
 
 import os
@@ -46,6 +50,12 @@ def load_folder(path, split=None):
     )
     if not class_names:
         raise ValueError(f"Expected class sub-folders in {root}. Received: none")
+    empty = [name for name in class_names if not _has_image(os.path.join(root, name))]
+    if empty:
+        raise ValueError(
+            f"Expected every class folder of {root} to hold images. Received empty class folder(s): "
+            f"{empty}. Remove them or add images: each class folder becomes an output of the model."
+        )
     if split in (None, "all"):
         relative = _walk(root, class_names)
     else:
@@ -89,6 +99,13 @@ def _walk(root, class_names):
     return images
 
 
+def _has_image(folder):
+    for _, _, filenames in os.walk(folder):
+        if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in filenames):
+            return True
+    return False
+
+
 def _read_listing(listing, root, class_names):
     with open(listing) as handle:
         lines = [line.strip() for line in handle if line.strip()]
@@ -100,6 +117,17 @@ def _read_listing(listing, root, class_names):
             f"Expected every entry of {listing} to start with a class folder of {root}. "
             f"Received entries in unknown class folders: {unknown[:10]}"
         )
+    missing = [line for line in images if not os.path.isfile(os.path.join(root, line))]
+    if missing:
+        # Said here: the image scan would count them as "unreadable or corrupt", which sends the
+        # user looking at file contents rather than at the split file.
+        warnings.warn(
+            f"Skipped {len(missing)} missing image(s) listed in {listing} (no such file under {root}): "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}",
+            stacklevel=3,
+        )
+        absent = set(missing)
+        images = [line for line in images if line not in absent]
     return images
 
 

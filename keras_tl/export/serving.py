@@ -2,8 +2,9 @@
 
 import os
 import re
+import secrets
 import shutil
-import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -13,6 +14,11 @@ from keras_tl.data import transforms
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "serving_bytes"
 _VERSION = re.compile(r"^[0-9]+$")
+# `.tmp-<version>-<pid>-<token>`: the staging folder of the export process `pid`. A dot-name is not
+# an integer, so TF Serving ignores it while it is written.
+_STAGING = re.compile(r"^\.tmp-[0-9]+-(?:([0-9]+)-)?")
+# A staging folder without a pid (written before pids were in the name) is stale after this long.
+STALE_SECONDS = 3600
 
 
 class _Preprocess(keras.layers.Layer):
@@ -26,20 +32,45 @@ class _Preprocess(keras.layers.Layer):
         return self.fn(images)
 
 
-def serving_model(model, preprocess):
+def serving_model(model, preprocess, image_size=None):
     """A functional model: float images in 0..255 → `{"logits", "probabilities"}`.
 
     `model` is a `keras_tl.TransferModel` (its `inference_model()` is used: no frozen source
     copy, no regularizer, no upstream head) or any single-input Keras classifier returning
-    logits. Shares `model`'s weights.
+    logits. Shares `model`'s weights. `image_size` `(H, W)` sets the input size of a model
+    whose input has none (`None` height or width); a fixed one must match it.
     """
     if hasattr(model, "inference_model"):
         model = model.inference_model()
     fn = _preprocess_fn(preprocess)
-    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="images", dtype="float32")
+    inputs = keras.Input(shape=_input_shape(model, image_size), name="images", dtype="float32")
     logits = model(_Preprocess(fn, name="preprocess")(inputs), training=False)
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
     return keras.Model(inputs, {"logits": logits, "probabilities": probabilities}, name="serving")
+
+
+def _input_shape(model, image_size):
+    """`(H, W, C)` of the exported input: the model's, with `image_size` filling a size it leaves open."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in size):
+            raise ValueError(
+                f"Expected image_size to be a positive int or (height, width). Received: image_size={image_size!r}"
+            )
+        fixed = [(got, want) for got, want in zip(shape[:2], size, strict=True) if got is not None]
+        if any(got != want for got, want in fixed):
+            raise ValueError(
+                f"Expected image_size to match the model's fixed input size {shape[:2]}. "
+                f"Received: image_size={size}"
+            )
+        shape = size + shape[2:]
+    if None in shape[:2]:
+        raise ValueError(
+            f"Expected a model with a fixed input size, or image_size=(height, width) to export it at "
+            f"(apps.export: --image_size). Received: a model whose input shape is (None,) + {shape}"
+        )
+    return shape
 
 
 def _preprocess_fn(preprocess):
@@ -74,6 +105,7 @@ def export_serving(
     name,
     version=None,
     preprocess,
+    image_size=None,
     resize_ratio=transforms.DEFAULT_RESIZE_RATIO,
     verbose=False,
 ):
@@ -91,7 +123,9 @@ def export_serving(
 
     The version folder is written under a temporary name in `<base_dir>/<name>/` and renamed
     when complete, so TF Serving never loads a partial model. An existing version is never
-    overwritten. On JAX, Keras converts the graph with jax2tf.
+    overwritten. Folders get the permissions of a plain `mkdir` (the umask's), so a TF Serving
+    process running as another user can read them; a staging folder left by a killed export
+    (its process gone) is deleted. On JAX, Keras converts the graph with jax2tf.
 
     Args:
         model: a `keras_tl.TransferModel` or a single-input Keras classifier returning logits.
@@ -100,6 +134,8 @@ def export_serving(
         version: a positive int, or `None` for one more than the largest existing version.
         preprocess: a backbone name (`keras_tl.backbones.preprocess_input`), a callable mapping
             0..255 images to the model's input with `keras.ops`, or `"identity"`.
+        image_size: `(H, W)` (or an int) to export a model whose input has no fixed size at;
+            `None`: the model's own input size.
         resize_ratio: resize size / crop size of the bytes signature's center crop.
         verbose: print Keras' export summary.
 
@@ -120,7 +156,7 @@ def export_serving(
     final = os.path.join(model_dir, str(version))
     _refuse_existing(final)
 
-    serving = serving_model(model, preprocess)
+    serving = serving_model(model, preprocess, image_size)
     height, width = (int(d) for d in serving.inputs[0].shape[1:3])
     archive = keras.export.ExportArchive()
     if keras.backend.backend() != "tensorflow":
@@ -148,8 +184,10 @@ def export_serving(
     archive.add_endpoint(BYTES_SIGNATURE, from_bytes)
 
     os.makedirs(model_dir, exist_ok=True)
-    # A dot-name is not an integer, so TF Serving ignores the folder while it is written.
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    remove_stale_staging(model_dir)
+    # Not `tempfile.mkdtemp`: its folders are mode 0700, unreadable to a server running as another user.
+    staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(staging)
     try:
         archive.write_out(staging, verbose=verbose)
         _refuse_existing(final)
@@ -158,6 +196,40 @@ def export_serving(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def remove_stale_staging(model_dir):
+    """Deletes the staging folders in `model_dir` that no running export writes; returns their names.
+
+    A folder names its writer's pid (see `_STAGING`): it is stale once that process is gone.
+    One without a pid is stale after `STALE_SECONDS`.
+    """
+    removed = []
+    for name in sorted(os.listdir(model_dir)):
+        match = _STAGING.match(name)
+        path = os.path.join(model_dir, name)
+        if not match or not os.path.isdir(path):
+            continue
+        if match.group(1) is not None:
+            stale = not _process_alive(int(match.group(1)))
+        else:
+            stale = time.time() - os.path.getmtime(path) > STALE_SECONDS
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _refuse_existing(path):

@@ -1,6 +1,7 @@
 """TransferModel: a target network fine-tuned from a source, with regularizers and a gradient rule."""
 
 import json
+import warnings
 
 import keras
 from keras import ops
@@ -129,6 +130,24 @@ class TransferModel(TransferTrainer, keras.Model):
             if isinstance(gradient_rule, dict)
             else gradient_rule
         )
+        # Settings that train without error but leave a part inert: say so before hours of training.
+        if self.gradient_rule is not None and not self.regularizers:
+            warnings.warn(
+                f"gradient_rule={type(self.gradient_rule).__name__} combines the gradients of the data term "
+                "and of the regularizers, but regularizers is empty: every "
+                f"{type(self.gradient_rule).__name__.lower()}/* metric stays 0 and the step is plain "
+                "fine-tuning. Add a regularizer (e.g. keras_tl.regularizers.L2SP()) or pass gradient_rule=None.",
+                stacklevel=2,
+            )
+        for regularizer in self.regularizers if freeze_backbone and not source_head else ():
+            if {"source_weights", "source_features", "source_pooled"} & set(regularizer.inputs):
+                warnings.warn(
+                    f"Regularizer {regularizer.name!r} pulls the backbone towards the source, but "
+                    "freeze_backbone=True keeps the backbone equal to the source: that part of "
+                    f"reg/{regularizer.name} stays 0. Pass freeze_backbone=False to fine-tune the backbone, or "
+                    "use keras_tl.regularizers.L2(scope='head') to regularize the head of a frozen backbone.",
+                    stacklevel=2,
+                )
         # Kept as JSON: deserialization consumes the dict it is given.
         self._source_config = json.dumps(keras.saving.serialize_keras_object(source))
 

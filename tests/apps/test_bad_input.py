@@ -68,7 +68,8 @@ def test_nan_loss_in_an_app_run_stops_and_names_the_term(tmp_path):
     source = backbones.build("cifar_resnet8", weights=None, input_shape=(8, 8, 3))
     backup = str(tmp_path / "backup")
     with pytest.raises(
-        FloatingPointError, match=r"epoch 1, batch \d+: '(empirical_loss|reg/l2_sp)' went NaN/inf"
+        FloatingPointError,
+        match=r"epoch 1, batch \d+: '(empirical_loss|reg/l2_sp)' (went NaN/inf|diverged first)",
     ):
         training.finetune(
             source,
@@ -82,4 +83,19 @@ def test_nan_loss_in_an_app_run_stops_and_names_the_term(tmp_path):
             verbose=0,
             backup_dir=backup,
         )
-    assert not os.path.exists(os.path.join(backup, "latest.weights.h5"))  # no NaN checkpoint written
+    assert not os.path.exists(backup)  # epoch 1 never ended: no (NaN) checkpoint written
+
+
+def test_source_weights_of_another_architecture_name_the_variables(tmp_path):
+    path = str(tmp_path / "wide.weights.h5")
+    backbones.build("cifar_resnet20", weights=None, input_shape=(8, 8, 3)).save_weights(path)
+    with pytest.raises(ValueError) as info:
+        training.make_source("cifar_resnet8", path, (8, 8))
+    message = str(info.value)
+    assert message.startswith(
+        f"Expected the weights in {path!r} to fit the model 'cifar_resnet8'. Received: "
+    )
+    assert (
+        "Received: 30 shape mismatch(es): ['layers/batch_normalization_3/vars/0: file (16,) != model (32,)'"
+    ) in message
+    assert "; 60 variable(s) the model lacks: ['layers/batch_normalization_10/vars/0'" in message

@@ -66,6 +66,30 @@ def parse(app, *args):
             ["--bn_momentum=1.5"],
             r"flag --bn_momentum=1.5: 1.5 is not a number in the range \[0.0, 0.999\]",
         ),
+        (finetune, ["--lr=nan"], r"^flag --lr=nan: Expected --lr to be a finite number. Received: nan$"),
+        (pretrain, ["--lr=inf"], r"^flag --lr=inf: Expected --lr to be a finite number. Received: inf$"),
+        (
+            finetune,
+            ["--source_lr=inf"],
+            r"^flag --source_lr=inf: Expected --source_lr to be a finite number. Received: inf$",
+        ),
+        (export, ["--resize_ratio=nan"], r"Expected --resize_ratio to be a finite number. Received: nan$"),
+        (
+            finetune,
+            ["--hparams=alpha=abc"],
+            r"hparams=\[.alpha=abc.\]: --hparams: Expected alpha to be a finite number \(e.g. the default 0.01 of l2_sp\). "
+            r"Received: alpha='abc'$",
+        ),
+        (
+            finetune,
+            ["--method=bss", "--hparams=bss.k=1.5"],
+            r": --hparams: Expected bss.k to be an integer \(e.g. the default 1 of bss\). Received: bss.k=1.5$",
+        ),
+        (
+            finetune,
+            ["--hparams=l2.beta=nan"],
+            r"Expected l2.beta to be a finite number .* Received: l2.beta=nan$",
+        ),
         (evaluate, ["--crops=center,side"], r"flag --crops=.*Expected --crops from \['center', 'ten'\]"),
         (export, ["--version=-1"], r"flag --version=-1: -1 is not a non-negative integer"),
     ],
@@ -114,3 +138,8 @@ def test_method_registry_builds_each_method_with_hparams():
     lwf = methods.build("lwf", {"lam": 0.5})
     assert lwf.source_head and [type(r).__name__ for r in lwf.regularizers] == ["L2", "LwF"]
     assert methods.build("bss", finetune.parse_hparams(["k=2"])).regularizers[1].k == 2
+
+
+def test_fraction_alone_parses():
+    parse(finetune, "--fraction=0.5")
+    assert finetune.FLAGS.fraction == 0.5 and finetune.FLAGS.per_class == 0

@@ -1,4 +1,5 @@
-"""A fine-tuning app run killed with SIGKILL mid-epoch and rerun ends where an uninterrupted run ends.
+"""Fine-tuning and pre-training killed mid-epoch or while the checkpoint is written, then rerun,
+end where an uninterrupted run ends, with the whole history.
 
 Tolerance: the weights of `best_model.keras` agree to atol 1e-6 and the accuracy exactly. The
 resumed process restores the weights and optimizer state of the last finished epoch
@@ -8,6 +9,7 @@ resumed process restores the weights and optimizer state of the last finished ep
 checkpoint does not hold.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -17,9 +19,12 @@ import time
 
 import keras
 import numpy as np
+import pytest
 
-from apps import common
+import keras_tl.data
+from apps import common, training
 from keras_tl import backbones
+from keras_tl.callbacks import backup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 2
@@ -105,10 +110,147 @@ def test_sigkill_mid_epoch_then_rerun_matches_an_uninterrupted_run(tmp_path):
 
     wait(start(source, killed_dir))
     (expected_run, expected), (resumed_run, resumed) = result(reference_dir), result(killed_dir)
-    # The resumed process trained epochs 2..EPOCHS only, and to the same end.
-    assert len(resumed_run["history"]["loss"]) == EPOCHS - 1
-    assert resumed_run["history"]["loss"][-1] == expected_run["history"]["loss"][-1]
+    # The resumed process trained epochs 2..EPOCHS only, to the same end, and its history
+    # holds epoch 1 too (from the checkpoint).
+    assert len(resumed_run["history"]["loss"]) == EPOCHS
+    np.testing.assert_allclose(resumed_run["history"]["loss"], expected_run["history"]["loss"], atol=1e-6)
     assert resumed_run["top1"] == expected_run["top1"]
     for got, want in zip(resumed, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert not os.path.exists(os.path.join(killed_dir, "backup", "l2_sp", "seed0"))
+
+
+# ------------------------------------------------------------------ a kill while the checkpoint is written
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: no `except Exception` catches it and nothing runs `on_train_end`."""
+
+
+@contextlib.contextmanager
+def kill_at(point, nth_save):
+    """Fault injection: "kills" training during its `nth_save`-th checkpoint save, at `point`.
+
+    `("weights", f)`: the weights file is cut to the fraction `f` of its bytes (what a kill
+    half-way through h5py's write leaves) and the process dies. `("metadata", "before")` /
+    `("metadata", "after")`: it dies just before / after the metadata file is renamed in place.
+    """
+    saves = {"count": 0}
+    save_weights, replace = keras.Model.save_weights, os.replace
+
+    def cut_weights(model, filepath, *args, **kwargs):
+        save_weights(model, filepath, *args, **kwargs)
+        saves["count"] += 1
+        if point[0] == "weights" and saves["count"] == nth_save:
+            with open(filepath, "r+b") as handle:
+                handle.truncate(int(os.path.getsize(filepath) * point[1]))
+            raise _Killed(point)
+
+    def replace_metadata(src, dst):
+        at_the_save = (
+            point[0] == "metadata" and str(dst).endswith(backup.METADATA) and saves["count"] == nth_save
+        )
+        if at_the_save and point[1] == "before":
+            raise _Killed(point)
+        replace(src, dst)
+        if at_the_save:
+            raise _Killed(point)
+
+    keras.Model.save_weights, os.replace = cut_weights, replace_metadata
+    try:
+        yield
+    finally:
+        keras.Model.save_weights, os.replace = save_weights, replace
+
+
+# Every instant of a save: the weights cut at 11 offsets (0 bytes ... complete, not yet committed),
+# and just before and after the commit.
+KILL_POINTS = [("weights", f) for f in (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0)] + [
+    ("metadata", "before"),
+    ("metadata", "after"),
+]
+LOOP_EPOCHS = len(KILL_POINTS) + 2
+
+
+def tiny_source():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(5, name="upstream")(x), name="tiny")
+
+
+def digits(split, **kwargs):
+    return keras_tl.data.load(
+        "digits",
+        split,
+        image_size=8,
+        preprocess="cifar_resnet8",
+        batch_size=4,
+        augment="none",
+        classes=["5", "6"],
+        **kwargs,
+    )
+
+
+def test_kills_at_every_instant_of_a_checkpoint_write_then_reruns_match_an_uninterrupted_run(tmp_path):
+    source = tiny_source()
+    train = digits("train", training=True, per_class=4)
+    evaluation = digits("test", per_class=4)
+
+    def finetune(backup_dir):
+        return training.finetune(
+            source,
+            [],
+            train,
+            evaluation,
+            "l2_sp",
+            4,
+            epochs=LOOP_EPOCHS,
+            lr=0.05,
+            verbose=0,
+            validation_freq=0,
+            backup_dir=str(backup_dir),
+        )
+
+    expected_model, expected = finetune(tmp_path / "reference")
+    backup_dir = tmp_path / "killed"
+    for point in KILL_POINTS:
+        # Each rerun resumes, commits one more epoch, and dies inside the next save.
+        with kill_at(point, nth_save=2), pytest.raises(_Killed):
+            finetune(backup_dir)
+    model, record = finetune(backup_dir)
+    assert record["history"].keys() == expected["history"].keys()
+    for key, values in expected["history"].items():
+        assert len(record["history"][key]) == LOOP_EPOCHS
+        np.testing.assert_allclose(record["history"][key], values, atol=1e-6, err_msg=key)
+    for got, want in zip(model.get_weights(), expected_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not os.path.exists(backup_dir)
+
+
+def test_pretraining_killed_while_writing_resumes_to_the_uninterrupted_end(tmp_path):
+    train = digits("train", training=True, per_class=4)
+
+    def pretrain(name):
+        return training.pretrain(
+            train,
+            "cifar_resnet8",
+            (8, 8),
+            batch_size=4,
+            epochs=3,
+            lr=0.05,
+            seed=0,
+            verbose=0,
+            output=str(tmp_path / name / "source.keras"),
+            backup_dir=str(tmp_path / name / "backup"),
+        )
+
+    expected_model, expected = pretrain("reference")
+    with kill_at(("weights", 0.5), nth_save=2), pytest.raises(_Killed):
+        pretrain("killed")
+    model, history = pretrain("killed")
+    assert list(history) == list(expected) and len(history["loss"]) == 3
+    np.testing.assert_allclose(history["loss"], expected["loss"], atol=1e-6)
+    for got, want in zip(model.get_weights(), expected_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)

@@ -224,3 +224,29 @@ def test_shared_tiny_imagenet_validation():
     np.testing.assert_array_equal(np.bincount(split.labels, minlength=200), [2] * 200)
     images, labels = next(iter(split.dataset))
     assert images.shape == (4, 32, 32, 3)
+
+
+def test_an_empty_class_folder_fails_naming_it(tmp_path):
+    fixtures.make_folder(tmp_path, {"a": 2, "b": 2})
+    (tmp_path / "c_empty").mkdir()
+    (tmp_path / "d_notes").mkdir()
+    (tmp_path / "d_notes" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError) as info:
+        load(f"folder:{tmp_path}", "all")
+    assert str(info.value) == (
+        f"Expected every class folder of {tmp_path} to hold images. Received empty class folder(s): "
+        "['c_empty', 'd_notes']. Remove them or add images: each class folder becomes an output of the model."
+    )
+
+
+def test_a_listed_image_that_does_not_exist_is_reported_missing(tmp_path):
+    fixtures.make_folder(tmp_path, {"x": 2, "y": 2}, nested=True)
+    fixtures.write_listing(tmp_path, "train", ["x/000.png", "x/gone.png", "y/001.png"])
+    with pytest.warns(UserWarning) as caught:
+        train = load(f"folder:{tmp_path}", "train", training=False)
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        f"Skipped 1 missing image(s) listed in {tmp_path / 'train.txt'} (no such file under "
+        f"{tmp_path / 'images'}): ['x/gone.png']"
+    ]
+    assert train.num_examples == 2 and list(train.labels) == [0, 1]

@@ -1,8 +1,10 @@
 """SavedModel export on this backend: predictions, the bytes signature, layout, no overwrite."""
 
 import os
+import stat
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -146,3 +148,61 @@ def test_invalid_arguments(tmp_path, kwargs, error, message):
     kwargs.setdefault("preprocess", "identity")
     with pytest.raises(error, match=message):
         export_serving(model, str(tmp_path), **kwargs)
+
+
+def test_exports_are_readable_by_other_users_and_stale_staging_folders_are_removed(tmp_path):
+    model = keras.Sequential([keras.Input(SIZE + (3,)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed = model_dir / f".tmp-1-{int(finished.stdout)}-0a1b2c3d"  # its export process is gone
+    legacy = model_dir / ".tmp-1-x7k2_q9z"  # tempfile.mkdtemp's name, two hours old
+    running = model_dir / f".tmp-5-{os.getppid()}-0a1b2c3d"  # another export, still running
+    for folder in (killed, legacy, running):
+        folder.mkdir()
+    os.utime(legacy, (time.time() - 7200,) * 2)
+    umask = os.umask(0o022)
+    try:
+        path = export_serving(model, str(tmp_path), name="m", preprocess="identity")
+    finally:
+        os.umask(umask)
+    modes = {
+        os.path.relpath(os.path.join(root, name), path): stat.S_IMODE(
+            os.stat(os.path.join(root, name)).st_mode
+        )
+        for root, dirs, names in os.walk(path)
+        for name in dirs + names
+    }
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o755
+    assert modes["saved_model.pb"] == 0o644 and modes["variables"] == 0o755
+    assert set(modes.values()) <= {0o755, 0o644}
+    assert sorted(os.listdir(model_dir)) == [running.name, "1"]
+
+
+def test_a_model_without_a_fixed_input_size_needs_image_size(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(ValueError) as info:
+        export_serving(model, str(tmp_path), name="m", preprocess="identity")
+    assert str(info.value) == (
+        "Expected a model with a fixed input size, or image_size=(height, width) to export it at "
+        "(apps.export: --image_size). Received: a model whose input shape is (None,) + (None, None, 3)"
+    )
+    path = export_serving(model, str(tmp_path), name="m", preprocess="identity", image_size=(8, 6))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 6, 3)).astype(np.float32)
+    outputs = tf.saved_model.load(path).signatures[FLOAT_SIGNATURE](images=tf.constant(images))
+    np.testing.assert_allclose(
+        outputs["logits"].numpy(), keras.ops.convert_to_numpy(model(images)), atol=1e-5
+    )
+    with pytest.raises(
+        ValueError, match=r"Expected image_size to match the model's fixed input size \(8, 8\)"
+    ):
+        export_serving(
+            keras.Sequential([keras.Input(SIZE + (3,)), keras.layers.Dense(2)]),
+            str(tmp_path),
+            name="m",
+            preprocess="identity",
+            image_size=(4, 4),
+        )

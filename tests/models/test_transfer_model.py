@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -172,3 +173,36 @@ def test_bad_source_type():
         keras_tl.TransferModel(42, 3)
     with pytest.raises(ValueError, match=r"Unknown backbone. Expected one of \[.*'resnet50'"):
         keras_tl.TransferModel("resnet5", 3)
+
+
+def _ours(caught):
+    """The warnings' messages, less NumPy 2's `__array__` deprecation notes that TensorFlow triggers."""
+    return [str(w.message) for w in caught if "__array__" not in str(w.message)]
+
+
+def test_dtnh_without_regularizers_warns_that_it_does_nothing(source):
+    with pytest.warns(UserWarning) as caught:
+        keras_tl.TransferModel(source, 3, gradient_rule=keras_tl.gradients.DTNH())
+    assert _ours(caught) == [
+        "gradient_rule=DTNH combines the gradients of the data term and of the regularizers, but regularizers "
+        "is empty: every dtnh/* metric stays 0 and the step is plain fine-tuning. Add a regularizer (e.g. "
+        "keras_tl.regularizers.L2SP()) or pass gradient_rule=None."
+    ]
+
+
+def test_l2_sp_on_a_frozen_backbone_warns_that_its_distance_stays_zero(source):
+    with pytest.warns(UserWarning) as caught:
+        keras_tl.TransferModel(source, 3, regularizers=[L2SP(), L2(scope="head")], freeze_backbone=True)
+    assert _ours(caught) == [
+        "Regularizer 'l2_sp' pulls the backbone towards the source, but freeze_backbone=True keeps the backbone "
+        "equal to the source: that part of reg/l2_sp stays 0. Pass freeze_backbone=False to fine-tune the "
+        "backbone, or use keras_tl.regularizers.L2(scope='head') to regularize the head of a frozen backbone."
+    ]
+
+
+def test_settings_that_all_act_warn_about_nothing(source):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_tl.TransferModel(source, 3, regularizers=[L2SP()], gradient_rule=keras_tl.gradients.DTNH())
+        keras_tl.TransferModel(source, 3, regularizers=[L2(scope="head")], freeze_backbone=True)
+    assert _ours(caught) == []

@@ -1,0 +1,152 @@
+"""Backup and restore whose checkpoint survives a kill at any instant and keeps the whole history."""
+
+import json
+import os
+import shutil
+
+import keras
+
+from keras_tl.api_export import keras_tl_export
+from keras_tl.utils import files
+
+METADATA = "training_metadata.json"
+WEIGHTS_SUFFIX = ".weights.h5"
+# What `keras.callbacks.BackupAndRestore` writes: a folder it left behind still resumes.
+KERAS_WEIGHTS = "latest.weights.h5"
+
+
+@keras_tl_export("keras_tl.callbacks.AtomicBackupAndRestore")
+class AtomicBackupAndRestore(keras.callbacks.Callback):
+    """`keras.callbacks.BackupAndRestore` that a kill at any instant cannot corrupt.
+
+    Keras' callback overwrites `latest.weights.h5` in place, then the epoch number in
+    `training_metadata.json`: a SIGKILL inside the first write leaves a file h5py cannot
+    open (every rerun fails until the folder is deleted by hand), and one between the two
+    writes pairs new weights with the old epoch number. Its `double_checkpoint=True`
+    fallback only covers an `OSError` while loading the weights: a metadata file cut
+    short (a `JSONDecodeError`) or the new-weights/old-epoch pair still fail or resume
+    wrongly. Here the metadata is the single commit point:
+
+    1. the weights of epoch e go to a new file `epoch-<e>.weights.h5`, flushed to disk;
+    2. `training_metadata.json` (`{"epoch", "weights", "history"}`) is written to a temp
+       file and `os.replace`d: the rename is atomic, so it names the old checkpoint or the
+       new one, each complete;
+    3. the older weights file is deleted.
+
+    `on_train_begin` loads the checkpoint the metadata names and deletes whatever a killed
+    save left (a partial weights file, a temp file). The metadata also holds every finished
+    epoch's logs, so the `History` that `fit` returns covers all epochs, those trained
+    before a restart included. When training ends, the folder is deleted
+    (`delete_checkpoint=True`). Saves once per epoch (Keras' `save_freq="epoch"`).
+
+    Args:
+        backup_dir: the folder of the checkpoint; one training run per folder.
+        delete_checkpoint: delete the folder when `fit` finishes.
+
+    Example:
+    >>> model.fit(ds, epochs=10, callbacks=[keras_tl.callbacks.NaNGuard(),
+    ...                                     keras_tl.callbacks.AtomicBackupAndRestore("backup")])
+    """
+
+    def __init__(self, backup_dir, delete_checkpoint=True):
+        super().__init__()
+        if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
+            raise ValueError(
+                f"Expected backup_dir to be a non-empty path. Received: backup_dir={backup_dir!r}"
+            )
+        self.backup_dir = os.fspath(backup_dir)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self.restored_epoch = 0
+        self._history = {}
+        self._epochs_run = 0
+
+    def get_config(self):
+        return {"backup_dir": self.backup_dir, "delete_checkpoint": self.delete_checkpoint}
+
+    # ------------------------------------------------------------------------------ restore
+
+    def on_train_begin(self, logs=None):
+        self.restored_epoch, self._history, self._epochs_run = 0, {}, 0
+        metadata = self._read_metadata()
+        self._remove_stale(metadata and metadata["weights"])
+        if metadata is None:
+            return
+        path = os.path.join(self.backup_dir, metadata["weights"])
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
+        from keras_tl.models import loading  # not at import: keras_tl.models imports the trainers
+
+        try:
+            # Strict: a model built with other flags (e.g. another class count) is named variable by
+            # variable, not reported by Keras as "expected 2 variables, received 0".
+            loading.load_weights(self.model, path)
+        except ValueError as error:
+            raise ValueError(
+                f"{error}. The checkpoint in {self.backup_dir} was written by a run with other settings: "
+                f"rerun with the flags that wrote it, or delete {self.backup_dir} to start over."
+            ) from error
+        self.restored_epoch = int(metadata["epoch"])
+        self._history = {key: list(values) for key, values in metadata.get("history", {}).items()}
+        # The one hook `fit` reads to start at a later epoch; Keras' own BackupAndRestore sets it too.
+        self.model._initial_epoch = self.restored_epoch
+
+    def _read_metadata(self):
+        path = os.path.join(self.backup_dir, METADATA)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as handle:
+            text = handle.read()
+        try:
+            metadata = json.loads(text)
+            metadata.setdefault("weights", KERAS_WEIGHTS)
+            int(metadata["epoch"])
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(
+                f"Expected {path} to hold a checkpoint's metadata. Received: {text[:80]!r} (a file cut "
+                f"short by a kill during Keras' BackupAndRestore?). Delete {self.backup_dir} to start over."
+            ) from error
+        if not os.path.isfile(os.path.join(self.backup_dir, metadata["weights"])):
+            raise FileNotFoundError(
+                f"Expected the weights file {metadata['weights']!r} that {path} names. Received: no such "
+                f"file in {self.backup_dir}. Delete {self.backup_dir} to start over."
+            )
+        return metadata
+
+    def _remove_stale(self, keep):
+        """Deletes the weights and temp files other than `keep`: what a save killed half-way left."""
+        if not os.path.isdir(self.backup_dir):
+            return
+        for name in os.listdir(self.backup_dir):
+            if name != keep and (name.endswith(WEIGHTS_SUFFIX) or name.endswith(files.TEMP_SUFFIX)):
+                os.remove(os.path.join(self.backup_dir, name))
+
+    # ------------------------------------------------------------------------------ save
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epochs_run += 1
+        for key, value in (logs or {}).items():
+            self._history.setdefault(key, []).append(float(value))
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{epoch + 1}{WEIGHTS_SUFFIX}"
+        path = os.path.join(self.backup_dir, name)
+        self.model.save_weights(path, overwrite=True)
+        files.fsync_file(path)
+        # The commit point: until this rename the metadata names the previous, complete checkpoint.
+        files.write_json(
+            os.path.join(self.backup_dir, METADATA),
+            {"epoch": epoch + 1, "weights": name, "history": self._history},
+        )
+        self._remove_stale(name)
+
+    def on_train_end(self, logs=None):
+        history = getattr(self.model, "history", None)
+        if self._epochs_run == 0 or not isinstance(history, keras.callbacks.History):
+            # Every epoch was restored: `fit` trained none, so no History of this `fit` exists yet.
+            history = keras.callbacks.History()
+            history.set_model(self.model)
+            self.model.history = history
+        history.history = {key: list(values) for key, values in self._history.items()}
+        history.epoch = list(range(self.restored_epoch + self._epochs_run))
+        if self.delete_checkpoint:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
