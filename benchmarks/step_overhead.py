@@ -152,10 +152,12 @@ def main(argv=None):
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; expected names from {list(CASES)}")
-    for name in list(names):  # a ratio needs its baseline measured too
-        baseline = CASES[name][1]
+    pending = list(names)
+    while pending:  # a ratio needs its baseline measured too, and that one its own
+        baseline = CASES[pending.pop()][1]
         if baseline and baseline not in names:
             names.insert(0, baseline)
+            pending.append(baseline)
 
     keras.config.set_dtype_policy(args.policy)
     keras.utils.set_random_seed(0)
