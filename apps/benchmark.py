@@ -18,7 +18,7 @@
    plain fine-tuning, DI2's k, the papers' expected directions checked, wall times), PNG plots
    and every run's JSON under `docs/benchmarks/`.
 
-Hyper-parameters are the methods' defaults (the papers' settings, see `apps.methods`); nothing
+Hyper-parameters are the methods' defaults (the papers' settings, see `keras_tl.methods`); nothing
 is tuned, so no split is used for selection. The results on the test splits are reported once.
 """
 
@@ -34,7 +34,8 @@ import keras
 from absl import flags, logging
 
 import keras_tl.data
-from apps import benchmark_report, common, finetune, methods, pretrain
+from apps import benchmark_report, common, finetune, pretrain
+from keras_tl import methods
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ROOT = os.path.normpath(os.path.join(PROJECT_ROOT, "..", "shared", "data"))

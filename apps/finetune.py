@@ -18,16 +18,14 @@ Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
 
-import inspect
-import math
 import os
 import time
 
 import keras
 from absl import flags, logging
 
-from apps import common, methods, reporting, training
-from keras_tl import backbones
+from apps import common, reporting, training
+from keras_tl import backbones, methods
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
 from keras_tl.utils import files
@@ -181,22 +179,13 @@ def _check_hparams(entries, values):
 
 def check_hparam_values(entries, hparams):
     """Raises `ValueError` for a value whose type does not fit the hyperparameter (at parse time, not
-    after the data is loaded): a number where the method's default is one, finite, an int for an int."""
+    after the data is loaded); see `keras_tl.methods.check_hparam`."""
     for key, value in hparams.items():
         method, _, name = key.rpartition(".")
         chosen = [method] if method else [methods.split_entry(entry)[0] for entry in entries]
         for candidate in chosen:
-            parameter = inspect.signature(methods.METHODS[candidate]).parameters.get(name)
-            default = None if parameter is None else parameter.default
-            if isinstance(default, bool) or not isinstance(default, (int, float)):
-                continue
-            example = f"e.g. the default {default!r} of {candidate}"
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(
-                    f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}"
-                )
-            if isinstance(default, int) and not float(value).is_integer():
-                raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
+            if name in methods.hparam_names(candidate):
+                methods.check_hparam(candidate, key, value)
 
 
 def pretrain_demo_source(fv, size):

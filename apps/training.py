@@ -10,7 +10,7 @@ from absl import logging
 import keras_tl
 import keras_tl.data
 import keras_tl.distribute
-from apps import common, methods
+from apps import common
 from keras_tl import backbones
 
 # ============================================================================ pre-training
@@ -175,12 +175,10 @@ def finetune(
     backup_dir=None,
     validation_freq=1,
 ):
-    """One fine-tuning run of `method` (see `apps.methods`) from `source` on `train`.
+    """One run of `keras_tl.fine_tune` with `method` (see `keras_tl.methods`), measured and evaluated.
 
-    Built, compiled and trained inside `keras_tl.distribute.scope(distribute)`; with
-    `backup_dir`, `keras_tl.callbacks.AtomicBackupAndRestore` saves each epoch there and a rerun
-    resumes from the last finished epoch. `eval_data` is evaluated during `fit` every
-    `validation_freq` epochs (0: only after training).
+    `hparams` holds the method's keys only (see `keras_tl.methods.select_hparams`); the run's
+    log folder caches the data-dependent preparation.
 
     Returns:
         `(model, record)`: the trained `TransferModel` and a JSON-safe dict with the
@@ -188,46 +186,30 @@ def finetune(
         the wall time, the median seconds per training step (`step_seconds`, see
         `StepTimer`) and, for DI2, the k of its granularity diffusion sequences (`di2_k`).
     """
-    keras.utils.set_random_seed(seed)
-    setup = methods.build(method, hparams or {}, methods.Context(source, taps, train, log_dir))
-    # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
-    # re-seed so the model starts the same on a first run and on a rerun.
-    keras.utils.set_random_seed(seed)
-    with keras_tl.distribute.scope(distribute):
-        model = keras_tl.TransferModel(
-            source,
-            num_classes=train.num_classes,
-            taps=taps,
-            regularizers=setup.regularizers,
-            gradient_rule=keras_tl.gradients.DTNH() if dtnh else None,
-            freeze_backbone=setup.freeze_backbone,
-            source_head=setup.source_head,
-            keep_source=setup.keep_source,
-            dropout=dropout,
-        )
-        steps = common.steps_per_epoch(train, batch_size)
-        model.compile(
-            optimizer=common.sgd(lr, momentum, epochs, steps),
-            loss=common.cross_entropy(),
-            metrics=["accuracy"],
-        )
-        timer = StepTimer(steps)
-        callbacks = (
-            [timer] + common.training_callbacks(train, backup_dir) + list(setup.callbacks(epochs, steps))
-        )
-        if log_dir and tensorboard_available():
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
-        start = time.perf_counter()
-        history = model.fit(
-            train.dataset,
-            epochs=epochs,
-            validation_data=eval_data.dataset if validation_freq else None,
-            validation_freq=validation_freq or 1,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=verbose,
-        )
-        seconds = time.perf_counter() - start
+    timer = StepTimer(common.steps_per_epoch(train, batch_size))
+    extra = [timer]
+    if log_dir and tensorboard_available():
+        extra.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
+    start = time.perf_counter()
+    model, history = keras_tl.fine_tune(
+        keras_tl.methods.get(method, dtnh=dtnh, **keras_tl.methods.select_hparams(method, hparams or {})),
+        source,
+        train,
+        eval_data=eval_data,
+        epochs=epochs,
+        lr=lr,
+        momentum=momentum,
+        taps=taps,
+        dropout=dropout,
+        seed=seed,
+        cache_dir=log_dir,
+        backup_dir=backup_dir,
+        distribute=distribute,
+        validation_freq=validation_freq,
+        callbacks=extra,
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
     record = {"seed": seed, "seconds": round(seconds, 2), "step_seconds": timer.step_seconds()}
     for regularizer in model.regularizers:
         if isinstance(regularizer, keras_tl.regularizers.DiscrepantDiffusion):

@@ -7,17 +7,19 @@ from keras_tl import (
     diffusion,
     gradients,
     losses,
+    methods,
     regularizers,
     relationship,
     semantic,
 )
+from keras_tl.fine_tuning import fine_tune
 from keras_tl.models import TransferModel
 
 __version__ = "0.1.0"
 
 # Imported on first use: they build tf.data pipelines and SavedModels, which plain
 # `model.fit` users (and the JAX backend) do not need at import time.
-_LAZY_SUBMODULES = ("data", "export", "distribute")
+_LAZY_SUBMODULES = ("data", "export", "distribute", "testing")
 
 
 def __getattr__(name):

@@ -29,6 +29,7 @@ class Split:
         labels: int array, the label of every example the dataset yields (in reading order,
             before any shuffling), e.g. for per-class counts.
         image_size: `(H, W)`.
+        batch_size: examples per batch (the last batch may be smaller).
         epoch: with `training=True`, the `tf.Variable` epoch index the next pass shuffles
             with (each pass reads it, then adds 1); `None` otherwise. A resumed `fit` sets it
             at each epoch's start (`epoch_callback`), so the order does not depend on how many
@@ -40,6 +41,7 @@ class Split:
     labels: np.ndarray
     image_size: tuple
     epoch: tf.Variable = None
+    batch_size: int | None = None
 
     def epoch_callback(self):
         """A Keras callback that sets `epoch` to `fit`'s epoch index (resume-safe shuffling)."""
@@ -214,7 +216,7 @@ def load(
         lambda images, labels: (to_input(images), labels), num_parallel_calls=tf.data.AUTOTUNE
     )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Split(dataset, list(class_names), np.asarray(mapping[labels]), image_size, epoch)
+    return Split(dataset, list(class_names), np.asarray(mapping[labels]), image_size, epoch, batch_size)
 
 
 def _shuffled_per_epoch(dataset, buffer_size, seed):

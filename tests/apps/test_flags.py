@@ -5,7 +5,8 @@ import re
 import pytest
 from absl import flags
 
-from apps import common, evaluate, export, finetune, methods, pretrain
+from apps import common, evaluate, export, finetune, pretrain
+from keras_tl import methods
 
 
 def parse(app, *args):

@@ -1,4 +1,4 @@
-"""The fine-tuning methods registered in `apps.methods`: built through the registry, one short fit each."""
+"""The fine-tuning methods registered in `keras_tl.methods`: built through the registry, one short fit each."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_tl
-from apps import methods
+from keras_tl import methods
 from tests.conftest import TAPS, compile_sgd, tiny_data, tiny_source
 
 BATCH = 4

@@ -27,12 +27,12 @@ def test_value_and_gradient_match_numpy(scope, keys):
     names = list(WEIGHTS)
 
     def fn(tensors):
-        return reg(dict(zip(names, tensors)))
+        return reg(dict(zip(names, tensors, strict=False)))
 
     value, grads = value_and_grad(fn, [WEIGHTS[k] for k in names])
     expected = 0.5 * 0.3 * sum(np.sum(WEIGHTS[k] ** 2) for k in keys)
     assert value == pytest.approx(expected, rel=1e-5)
-    for name, grad in zip(names, grads):
+    for name, grad in zip(names, grads, strict=False):
         want = 0.3 * WEIGHTS[name] if name in keys else np.zeros_like(WEIGHTS[name])
         np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-6)
 

@@ -21,13 +21,13 @@ def test_value_and_gradient_match_numpy():
     source = {k: v.astype("float32") for k, v in SOURCE.items()}
 
     def fn(tensors):
-        return reg(dict(zip(names, tensors)), source)
+        return reg(dict(zip(names, tensors, strict=False)), source)
 
     value, grads = value_and_grad(fn, [TARGET[k] for k in names])
     distance = sum(np.sum((TARGET[k] - SOURCE[k]) ** 2) for k in SOURCE)
     decay = np.sum(TARGET["head/kernel"] ** 2) + np.sum(TARGET["head/bias"] ** 2)
     assert value == pytest.approx(0.5 * 0.7 * distance + 0.5 * 0.2 * decay, rel=1e-5)
-    for name, grad in zip(names, grads):
+    for name, grad in zip(names, grads, strict=False):
         want = 0.7 * (TARGET[name] - SOURCE[name]) if name in SOURCE else 0.2 * TARGET[name]
         np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-6)
 

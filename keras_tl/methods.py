@@ -1,27 +1,34 @@
-"""The fine-tuning methods `apps.finetune --method` offers: one entry each, name → factory.
+"""The fine-tuning methods as library objects: `keras_tl.methods.get(name, **hparams)`.
 
-A factory takes the method's hyperparameters as keyword arguments (their defaults are the
-papers' settings; `--hparams alpha=0.1` overrides them) and returns a `Setup`: what the
-`TransferModel` needs and the callbacks the method uses. A method whose regularizer lands
-later adds one function and one `METHODS` entry here; the app's flags, validation and
-reports pick it up. Any method can be combined with DTNH (`l2_sp+dtnh`, or `--dtnh`).
+Each method is a factory taking its hyperparameters as keyword arguments (their defaults
+are the papers' settings) and returning a `Setup`: what the `TransferModel` needs and the
+callbacks the method uses. `get` wraps one in a `Method`, which builds the model — doing the
+data-dependent preparation first (DELTA's channel attention, Co-Tuning's category
+relationship, DI2's diffusion sequences, measured on the training split and cached in
+`cache_dir`) — and gives its callbacks; `keras_tl.fine_tune` runs the whole recipe. Any
+method combines with DTNH: `get("l2_sp+dtnh")` or `get("l2_sp", dtnh=True)`.
 
-Methods that measure something on the target data before training (DELTA's channel
-attention, Co-Tuning's category relationship, DI2's diffusion sequences) return a `Setup`
-whose `prepare` finishes it from a `Context` (the source, the taps, the training split and
-the run's own folder for caches); `build(method, hparams, context)` calls it.
+Example:
+>>> method = keras_tl.methods.get("delta", alpha=0.01)
+>>> model = method.build(source, train, cache_dir="runs/delta")  # measures the channel weights
+>>> model.compile(...); model.fit(train.dataset, callbacks=method.callbacks(epochs, steps))
+>>> keras_tl.methods.names()  # ['l2', 'l2_fe', 'l2_sp', 'bss', 'lwf', 'knowdist', 'delta', ...]
 """
 
 import dataclasses
 import inspect
+import math
+import numbers
 import os
 from collections.abc import Callable
 
 import numpy as np
 from absl import logging
 
-import keras_tl
-from keras_tl import regularizers
+from keras_tl import attention, backbones, diffusion, gradients, regularizers
+from keras_tl.callbacks import StagedRegularization
+from keras_tl.models import TransferModel
+from keras_tl.relationship import category_relationship, class_means, upstream_logits
 
 DTNH_SUFFIX = "+dtnh"
 
@@ -71,7 +78,7 @@ def _delta_weights(context, normalization, temperature, num_batches, head_epochs
     if context.output_dir:
         os.makedirs(context.output_dir, exist_ok=True)
         cache = os.path.join(context.output_dir, "delta_channel_weights.json")
-    return keras_tl.attention.delta_channel_weights(
+    return attention.delta_channel_weights(
         context.source,
         num_classes=context.train.num_classes,
         x=context.train.dataset,
@@ -94,15 +101,15 @@ def _upstream_logits(context):
     for x, y in context.train.dataset.as_numpy_iterator():
         images.append(x)
         labels.append(y)
-    probe = keras_tl.TransferModel(context.source, num_classes=context.train.num_classes, source_head=True)
-    logits = keras_tl.relationship.upstream_logits(probe, np.concatenate(images))
+    probe = TransferModel(context.source, num_classes=context.train.num_classes, source_head=True)
+    logits = upstream_logits(probe, np.concatenate(images))
     return logits, np.concatenate(labels).astype("int64")
 
 
 def _staged(stages, switch_at, sync_source):
     def callbacks(epochs, steps_per_epoch):
         del epochs, steps_per_epoch  # StagedRegularization reads them from `fit`.
-        return [keras_tl.callbacks.StagedRegularization(stages, switch_at=switch_at, sync_source=sync_source)]
+        return [StagedRegularization(stages, switch_at=switch_at, sync_source=sync_source)]
 
     return callbacks
 
@@ -225,7 +232,7 @@ def co_tuning(lam=2.3, beta=0.01, relationship="reverse", C=1.0):
 
     def prepare(context):
         logits, labels = _upstream_logits(context)
-        matrix = keras_tl.relationship.category_relationship(
+        matrix = category_relationship(
             logits, labels, context.train.num_classes, method=relationship, C=C
         )
         return [regularizers.CoTuning(lam=lam, relationship=matrix), regularizers.L2(beta=beta, scope="all")]
@@ -242,8 +249,8 @@ def di2(lam=0.001, extra=1, beta=0.01):
 
     def prepare(context):
         logits, labels = _upstream_logits(context)
-        scores = keras_tl.relationship.class_means(logits, labels, context.train.num_classes)
-        sequences, k = keras_tl.diffusion.granularity_sequences(scores, extra=extra)
+        scores = class_means(logits, labels, context.train.num_classes)
+        sequences, k = diffusion.granularity_sequences(scores, extra=extra)
         logging.info("DI2: granularity diffusion sequences of k=%d upstream classes (extra=%d)", k, extra)
         return [
             regularizers.DiscrepantDiffusion(lam=lam, sequences=sequences),
@@ -311,12 +318,7 @@ def build(method, hparams, context=None):
     A method with `prepare` needs `context` (a `Context`): its regularizers are measured
     on the training data here, and `prepare` is cleared so a `Setup` is prepared once.
     """
-    names = hparam_names(method)
-    kwargs = {key: value for key, value in hparams.items() if key in names}
-    kwargs.update(
-        {key.split(".", 1)[1]: value for key, value in hparams.items() if key.startswith(method + ".")}
-    )
-    setup = METHODS[method](**kwargs)
+    setup = METHODS[method](**select_hparams(method, hparams))
     if setup.prepare is not None:
         if context is None:
             raise ValueError(
@@ -326,3 +328,118 @@ def build(method, hparams, context=None):
         setup.regularizers = list(setup.regularizers) + list(setup.prepare(context))
         setup.prepare = None
     return setup
+
+
+def names():
+    """The method names `get` accepts (each also with the `+dtnh` suffix)."""
+    return list(METHODS)
+
+
+def default_hparams(method):
+    """`{name: default}` of `method`'s hyperparameters: the papers' settings."""
+    return {name: p.default for name, p in inspect.signature(METHODS[method]).parameters.items()}
+
+
+def check_hparam(method, key, value):
+    """Raises `ValueError` unless `value` fits the hyperparameter `key` (`name` or `method.name`) of `method`.
+
+    A number where the default is one, finite, and an integer where the default is an int.
+    """
+    name = key.rpartition(".")[2]
+    parameter = inspect.signature(METHODS[method]).parameters.get(name)
+    if parameter is None:
+        raise ValueError(
+            f"Expected hyperparameters of {method!r} from {sorted(default_hparams(method))}. Received: {key}={value!r}"
+        )
+    default = parameter.default
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return
+    example = f"e.g. the default {default!r} of {method}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}")
+    if isinstance(default, int) and not float(value).is_integer():
+        raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
+
+
+def select_hparams(method, hparams):
+    """The keys of `hparams` that apply to `method`: `name` (if it has one) and `method.name`, unprefixed."""
+    names = hparam_names(method)
+    selected = {key: value for key, value in hparams.items() if key in names}
+    selected.update({key.split(".", 1)[1]: v for key, v in hparams.items() if key.startswith(method + ".")})
+    return selected
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One method with its hyperparameters: builds the `TransferModel` and gives the callbacks.
+
+    Attributes:
+        name: a name from `names()`.
+        hparams: the hyperparameters that differ from the defaults (see `default_hparams`).
+        dtnh: combine with `keras_tl.gradients.DTNH()`.
+    """
+
+    name: str
+    hparams: dict = dataclasses.field(default_factory=dict)
+    dtnh: bool = False
+
+    @property
+    def label(self):
+        """`"l2_sp+dtnh"`: the name `apps.finetune --method` and the reports use."""
+        return self.name + (DTNH_SUFFIX if self.dtnh else "")
+
+    def setup(self, source=None, train=None, taps=(), cache_dir=None):
+        """The method's `Setup`, its data-dependent regularizers measured on `train` (see `Context`)."""
+        return build(self.name, self.hparams, Context(source, list(taps), train, cache_dir))
+
+    def build(self, source, train, taps=None, cache_dir=None, dropout=0.0, setup=None):
+        """The `TransferModel` of this method from `source`, for the classes of `train`.
+
+        Args:
+            source: the source `keras.Model` (or a backbone name).
+            train: the training split (`keras_tl.data.load`'s result); data-dependent methods
+                measure it, and its `num_classes` sizes the head.
+            taps: tapped layers; default `keras_tl.backbones.default_taps` of the source's name.
+            cache_dir: where DELTA's channel weights are cached (a rerun reads them back).
+            dropout: dropout before the new head.
+            setup: a `Setup` already made by `setup()` (then nothing is measured again).
+        """
+        if taps is None:
+            name = source if isinstance(source, str) else source.name
+            taps = backbones.default_taps(name) if name in backbones.NAMES else []
+        setup = setup or self.setup(source, train, taps, cache_dir)
+        return TransferModel(
+            source,
+            num_classes=train.num_classes,
+            taps=taps,
+            regularizers=setup.regularizers,
+            gradient_rule=gradients.DTNH() if self.dtnh else None,
+            freeze_backbone=setup.freeze_backbone,
+            source_head=setup.source_head or None,
+            keep_source=setup.keep_source,
+            dropout=dropout,
+        )
+
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
+        """The method's own `fit` callbacks (stage switches), for a run of `epochs` × `steps_per_epoch`."""
+        setup = setup or METHODS[self.name](**self.hparams)
+        return list(setup.callbacks(epochs, steps_per_epoch))
+
+
+def get(name, dtnh=False, **hparams):
+    """The method `name` (from `names()`, optionally `"<name>+dtnh"`) with `hparams` over its defaults.
+
+    Example:
+    >>> keras_tl.methods.get("l2_sp+dtnh", alpha=0.1)
+    Method(name='l2_sp', hparams={'alpha': 0.1}, dtnh=True)
+    """
+    if isinstance(name, Method):
+        return name
+    method, with_dtnh = split_entry(name) if isinstance(name, str) else (name, False)
+    if method not in METHODS:
+        raise ValueError(
+            f"Expected a method from {names()}, optionally followed by '{DTNH_SUFFIX}'. Received: name={name!r}"
+        )
+    for key, value in hparams.items():
+        check_hparam(method, key, value)
+    return Method(method, dict(hparams), dtnh=bool(dtnh or with_dtnh))

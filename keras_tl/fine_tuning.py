@@ -1,0 +1,121 @@
+"""`keras_tl.fine_tune`: the benchmark's fine-tuning recipe for Python users, in one call."""
+
+import keras
+
+from keras_tl import callbacks as callbacks_module
+from keras_tl import methods as methods_module
+
+
+def cosine_sgd(lr, momentum, total_steps):
+    """SGD with momentum and a cosine decay of the learning rate to 0 over `total_steps`."""
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps))
+    return keras.optimizers.SGD(schedule, momentum=momentum)
+
+
+def training_callbacks(train, backup_dir=None):
+    """What every run's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
+
+    `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
+    resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
+    kill while the checkpoint is written must not leave a file no rerun can open.
+    """
+    callbacks = [callbacks_module.NaNGuard(), train.epoch_callback()]
+    if backup_dir:
+        callbacks.append(callbacks_module.AtomicBackupAndRestore(backup_dir))
+    return callbacks
+
+
+def fine_tune(
+    method,
+    source,
+    train,
+    eval_data=None,
+    epochs=10,
+    lr=0.01,
+    momentum=0.9,
+    taps=None,
+    dropout=0.0,
+    seed=0,
+    cache_dir=None,
+    backup_dir=None,
+    distribute="none",
+    validation_freq=1,
+    callbacks=(),
+    verbose="auto",
+):
+    """Fine-tunes `source` on `train` with `method`, as `apps.finetune` and the benchmark do.
+
+    The recipe: seed everything with `seed` (again after the data-dependent preparation, so
+    a rerun that reads DELTA's cached channel weights starts from the same model); build
+    `method`'s `TransferModel` inside `keras_tl.distribute.scope(distribute)`; SGD with
+    momentum and a cosine decay over the run; sparse cross-entropy on the logits; `NaNGuard`,
+    the split's resume-safe per-epoch shuffling, and with `backup_dir` an
+    `AtomicBackupAndRestore` (a killed run resumes from its last finished epoch); the
+    method's own callbacks (stage switches).
+
+    Args:
+        method: a `keras_tl.methods.Method` or a name for `keras_tl.methods.get`.
+        source: the source `keras.Model` (or a backbone name).
+        train: the training split from `keras_tl.data.load(..., training=True)`.
+        eval_data: a split evaluated every `validation_freq` epochs (0: not during `fit`).
+        epochs, lr, momentum: the schedule.
+        taps: tapped layers (default: the backbone's default taps, see `Method.build`).
+        dropout: dropout before the new head.
+        seed: the run's seed.
+        cache_dir: where data-dependent preparation is cached (DELTA's channel weights).
+        backup_dir: `AtomicBackupAndRestore` folder; None: no backup.
+        distribute: a `keras_tl.distribute.scope` name.
+        callbacks: more `keras.callbacks.Callback`s.
+        verbose: `fit`'s verbosity.
+
+    Returns:
+        `(model, history)`: the trained `TransferModel` and `fit`'s `History`.
+
+    Example:
+    >>> train = keras_tl.data.load("folder:../shared/data/dtd10", "train", image_size=32,
+    ...                            preprocess="cifar_resnet20", per_class=40, seed=0)
+    >>> model, history = keras_tl.fine_tune("delta", source, train, epochs=30, lr=0.01)
+    """
+    method = methods_module.get(method)
+    taps = _taps(source, taps)
+    keras.utils.set_random_seed(seed)
+    setup = method.setup(source, train, taps, cache_dir)
+    # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
+    # re-seed so the model starts the same on a first run and on a rerun.
+    keras.utils.set_random_seed(seed)
+    steps = steps_per_epoch(train)
+    from keras_tl import distribute as distribute_module  # imports tf.distribute: on first use only
+
+    with distribute_module.scope(distribute):
+        model = method.build(source, train, taps=taps, dropout=dropout, setup=setup)
+        model.compile(
+            optimizer=cosine_sgd(lr, momentum, epochs * steps),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        history = model.fit(
+            train.dataset,
+            epochs=epochs,
+            validation_data=eval_data.dataset if eval_data is not None and validation_freq else None,
+            validation_freq=validation_freq or 1,
+            callbacks=training_callbacks(train, backup_dir)
+            + method.callbacks(epochs, steps, setup)
+            + list(callbacks),
+            shuffle=False,
+            verbose=verbose,
+        )
+    return model, history
+
+
+def _taps(source, taps):
+    if taps is not None:
+        return list(taps)
+    from keras_tl import backbones
+
+    name = source if isinstance(source, str) else source.name
+    return backbones.default_taps(name) if name in backbones.NAMES else []
+
+
+def steps_per_epoch(train):
+    """Full batches per epoch of a split (at least 1): the unit of the cosine schedule's length."""
+    return max(1, train.num_examples // train.batch_size)
