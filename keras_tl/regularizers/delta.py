@@ -6,7 +6,12 @@ import numpy as np
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
-from keras_tl.regularizers.feature_maps import BatchSummedRegularizer, batch_reduce, channel_distances, matched_names
+from keras_tl.regularizers.feature_maps import (
+    BatchSummedRegularizer,
+    batch_reduce,
+    channel_distances,
+    matched_names,
+)
 
 
 def check_channel_weights(channel_weights):

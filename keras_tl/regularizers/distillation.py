@@ -3,7 +3,12 @@
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
-from keras_tl.regularizers.feature_maps import BatchSummedRegularizer, batch_reduce, channel_distances, matched_names
+from keras_tl.regularizers.feature_maps import (
+    BatchSummedRegularizer,
+    batch_reduce,
+    channel_distances,
+    matched_names,
+)
 
 
 @keras_tl_export("keras_tl.regularizers.FeatureMapDistillation")
