@@ -117,8 +117,15 @@ def build_model(kwargs, source):
 
 def time_case(model, x, y, batch_size, steps):
     timer = _StepTimer()
-    model.fit(x[: batch_size * steps], y[: batch_size * steps], batch_size=batch_size, epochs=1, verbose=0,
-              callbacks=[timer], shuffle=False)
+    model.fit(
+        x[: batch_size * steps],
+        y[: batch_size * steps],
+        batch_size=batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=[timer],
+        shuffle=False,
+    )
     return timer.times
 
 
@@ -141,7 +148,9 @@ def main(argv=None):
             names.insert(0, baseline)
 
     keras.utils.set_random_seed(0)
-    source = keras_tl.backbones.build(BACKBONE, input_shape=INPUT_SHAPE, include_top=True, classes=SOURCE_CLASSES)
+    source = keras_tl.backbones.build(
+        BACKBONE, input_shape=INPUT_SHAPE, include_top=True, classes=SOURCE_CLASSES
+    )
     rng = np.random.default_rng(0)
     n = args.batch_size * max(args.steps, args.warmup)
     x = rng.uniform(-1, 1, (n,) + INPUT_SHAPE).astype("float32")
@@ -157,8 +166,10 @@ def main(argv=None):
             times[name] += time_case(models[name], x, y, args.batch_size, args.steps)
 
     medians = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"backend={keras.backend.backend()} backbone={BACKBONE} input={INPUT_SHAPE} batch={args.batch_size} "
-          f"steps={args.steps}x{args.rounds} rounds")
+    print(
+        f"backend={keras.backend.backend()} backbone={BACKBONE} input={INPUT_SHAPE} batch={args.batch_size} "
+        f"steps={args.steps}x{args.rounds} rounds"
+    )
     print(f"{'case':<22}{'median ms':>10}  {'ratio':>16}  target")
     results = {}
     for name in names:

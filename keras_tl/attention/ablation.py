@@ -134,14 +134,22 @@ class AblationPlan:
         )
 
 
-def channels_per_pass(channels, batch, chunk_size, max_pass_examples):
-    """How many channels one suffix pass ablates: at most `chunk_size`, and at most
-    `max_pass_examples // batch` so a pass holds at most `max_pass_examples` ablated copies
-    (at least one channel per pass)."""
+def channels_per_pass(channels, batch, chunk_size, example_bytes, max_pass_mb):
+    """How many channels one suffix pass ablates (at least one).
+
+    At most `chunk_size`, and few enough that the pass's inputs (`channels_per_pass × batch`
+    ablated copies of `example_bytes` each: the tap's map plus the suffix's other inputs)
+    fit in `max_pass_mb` megabytes (None: no bound).
+    """
     count = min(chunk_size, channels)
-    if max_pass_examples is not None:
-        count = min(count, max(1, max_pass_examples // batch))
+    if max_pass_mb is not None:
+        count = min(count, max(1, int(max_pass_mb * 2**20 // (batch * example_bytes))))
     return count
+
+
+def _example_bytes(plan, outputs):
+    """Bytes of one example of the suffix's inputs (the tap's map and the other inputs)."""
+    return sum(np.asarray(outputs[key])[0].nbytes for key in plan.input_keys)
 
 
 def _ablated_losses_suffix(plan, outputs, y, head, loss, count, progress=None):
@@ -201,7 +209,7 @@ def channel_importance(
     chunk_size=32,
     loss=None,
     return_stats=False,
-    max_pass_examples=256,
+    max_pass_mb=512,
     verbose=0,
 ):
     """Mean loss increase per channel of each tap when that channel is zeroed (batched; Alg. 1, Eq. 9).
@@ -210,10 +218,11 @@ def channel_importance(
     `batches`, with the model in inference mode (BatchNorm uses moving statistics).
 
     Cost: per batch, one prefix pass for all taps, then for each tap that is not closed-form
-    ceil(C / k) suffix passes of k·B ablated copies, k = `channels_per_pass(C, B,
-    chunk_size, max_pass_examples)`. Memory is bounded by `max_pass_examples` copies of a
-    tap's map (ResNet-50 at 224, conv2 tap: 256 × 56·56·256 floats ≈ 0.8 GB), whatever
-    the batch size; the unbounded `chunk_size × B` copies at batch 64 would be 6.6 GB.
+    ceil(C / k) suffix passes of k·B ablated copies, k = `channels_per_pass` (at most
+    `chunk_size`, and k·B copies of the suffix's inputs within `max_pass_mb`). Memory is
+    thus bounded whatever the batch size: at ResNet-50 224 one copy of the conv2 tap is
+    56·56·256 floats (3.2 MB), so 512 MB is 160 copies, where `chunk_size × B` = 32 × 64
+    copies would be 6.6 GB. Small maps (CIFAR) keep the full `chunk_size`.
     The cost (passes, examples, seconds, per tap) is logged at INFO level and returned
     with `return_stats=True`.
 
@@ -228,8 +237,9 @@ def channel_importance(
         return_stats: also return the cost `{"forward_passes", "prefix_passes",
             "suffix_passes", "examples", "seconds", "taps": {tap: {"mode", "passes",
             "seconds"}}}`.
-        max_pass_examples: at most this many ablated copies (examples) per suffix pass
-            (a positive int, or None for `chunk_size × B`): lower it if memory is short.
+        max_pass_mb: at most this many megabytes of suffix inputs (ablated copies) per
+            pass (a positive number, or None for `chunk_size × B` copies): lower it if
+            memory is short.
         verbose: 1 shows a `keras.utils.Progbar` over the suffix passes, 0 is silent.
 
     Returns:
@@ -237,11 +247,11 @@ def channel_importance(
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"Expected chunk_size to be a positive int. Received: chunk_size={chunk_size!r}")
-    if max_pass_examples is not None and (
-        isinstance(max_pass_examples, bool) or not isinstance(max_pass_examples, int) or max_pass_examples < 1
+    if max_pass_mb is not None and (
+        isinstance(max_pass_mb, bool) or not isinstance(max_pass_mb, (int, float)) or not max_pass_mb > 0
     ):
         raise ValueError(
-            f"Expected max_pass_examples to be a positive int or None. Received: max_pass_examples={max_pass_examples!r}"
+            f"Expected max_pass_mb to be a positive number or None. Received: max_pass_mb={max_pass_mb!r}"
         )
     taps = list(model.taps if taps is None else taps)
     loss = loss or per_example_cross_entropy
@@ -254,8 +264,12 @@ def channel_importance(
     for x, y in batches:
         y = ops.convert_to_tensor(np.asarray(y))
         batch = int(ops.shape(y)[0])
+        outputs = plan.prefix.predict_on_batch(np.asarray(x))
+        prefix_passes += 1
         counts = {
-            tap.name: channels_per_pass(tap.channels, batch, chunk_size, max_pass_examples)
+            tap.name: channels_per_pass(
+                tap.channels, batch, chunk_size, _example_bytes(tap, outputs), max_pass_mb
+            )
             for tap in plan.taps
             if tap.mode == "suffix"
         }
@@ -266,8 +280,6 @@ def channel_importance(
             )
             total = per_batch * len(batches) if hasattr(batches, "__len__") else None
             progress = keras.utils.Progbar(total, unit_name="suffix pass")
-        outputs = plan.prefix.predict_on_batch(np.asarray(x))
-        prefix_passes += 1
         baseline = ops.convert_to_numpy(loss(y, model.head(outputs["features"])))
         for tap in plan.taps:
             if tap.mode == "unused":

@@ -164,7 +164,7 @@ def delta_channel_weights(
     num_batches=4,
     batch_size=64,
     chunk_size=32,
-    max_pass_examples=256,
+    max_pass_mb=512,
     head_epochs=10,
     optimizer=None,
     loss=None,
@@ -180,7 +180,7 @@ def delta_channel_weights(
        (`keras_tl.attention.channel_importance`).
     3. Normalise per layer (`normalize_importance`; default `"zscore_softmax"`).
 
-    Step 2 runs in bounded memory (at most `max_pass_examples` ablated copies per pass),
+    Step 2 runs in bounded memory (at most `max_pass_mb` MB of ablated copies per pass),
     shows a progress bar (`verbose=1`) and logs its cost (passes, seconds per tap) at INFO
     level: at ResNet-50 224 with the default taps it is the expensive step
     (`benchmarks/delta_attention_cost.py`).
@@ -202,8 +202,8 @@ def delta_channel_weights(
         normalization, temperature: see `normalize_importance`.
         num_batches: training batches aggregated in step 2.
         batch_size: batch size of arrays `x, y` (head training and step 2).
-        chunk_size, max_pass_examples: at most this many channels, and ablated copies,
-            per suffix pass (see `channel_importance`).
+        chunk_size, max_pass_mb: at most this many channels, and megabytes of ablated
+            copies, per suffix pass (see `channel_importance`).
         verbose: 1 shows a progress bar over the ablation passes, 0 is silent.
         head_epochs, optimizer: of the L2-FE head training.
         loss: per-example loss `loss(y, logits) -> [batch]` (default: sparse categorical
@@ -248,7 +248,7 @@ def delta_channel_weights(
             chunk_size=chunk_size,
             loss=loss,
             return_stats=True,
-            max_pass_examples=max_pass_examples,
+            max_pass_mb=max_pass_mb,
             verbose=verbose,
         )
         examples = stats["examples"]

@@ -11,7 +11,7 @@ from keras_tl.attention import (
     delta_channel_weights,
     normalize_importance,
 )
-from keras_tl.attention.ablation import AblationPlan
+from keras_tl.attention.ablation import AblationPlan, _example_bytes
 from tests.conftest import TAPS, tiny_data, tiny_source
 
 CHANNELS = (16, 32, 64)
@@ -61,25 +61,32 @@ def test_batched_equals_the_per_channel_loop():
     assert loop_stats == {"forward_passes": 2 * (1 + sum(CHANNELS)), "examples": 12}
 
 
-def test_max_pass_examples_bounds_the_copies_and_keeps_the_result(caplog):
+def test_max_pass_mb_bounds_the_copies_and_keeps_the_result(caplog):
     model = l2_fe(tiny_source(), TAPS)
     data = batches()  # batches of 6
     reference = channel_importance(model, data, chunk_size=5)
-    # At most 12 ablated copies per pass: 12 // 6 = 2 channels per pass instead of 5.
+    # The suffix inputs of one example are at most 8·8·16 floats per tap here (4 KB with the
+    # shortcut); a budget of 12 copies of the largest gives 12 // 6 = 2 channels per pass or more.
+    plan = AblationPlan(model, TAPS)
+    outputs = plan.prefix.predict_on_batch(data[0][0])
+    sizes = {tap.name: _example_bytes(tap, outputs) for tap in plan.taps}
+    budget_mb = 12 * max(sizes.values()) / 2**20
     with caplog.at_level("INFO", logger="keras_tl.attention.ablation"):
         bounded, stats = channel_importance(
-            model, data, chunk_size=5, max_pass_examples=12, return_stats=True, verbose=1
+            model, data, chunk_size=5, max_pass_mb=budget_mb, return_stats=True, verbose=1
         )
     for name in TAPS:
         np.testing.assert_allclose(bounded[name], reference[name], atol=1e-5, err_msg=name)
-    per_batch = sum(-(-channels // 2) for channels in CHANNELS)
+    counts = [min(5, int(budget_mb * 2**20 // (6 * sizes[name]))) for name in TAPS]
+    assert min(counts) == 2  # the bound binds on the largest inputs
+    per_batch = sum(-(-channels // count) for channels, count in zip(CHANNELS, counts, strict=True))
     assert stats["suffix_passes"] == 2 * per_batch
     assert f"{2 + 2 * per_batch} forward passes (2 prefix + {2 * per_batch} suffix)" in caplog.text
     with pytest.raises(
         ValueError,
-        match=r"Expected max_pass_examples to be a positive int or None. Received: max_pass_examples=0",
+        match=r"Expected max_pass_mb to be a positive number or None. Received: max_pass_mb=0",
     ):
-        channel_importance(model, data, max_pass_examples=0)
+        channel_importance(model, data, max_pass_mb=0)
 
 
 def test_closed_form_equals_the_loop_on_the_last_tap():
