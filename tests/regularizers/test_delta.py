@@ -87,7 +87,11 @@ def test_mean_reduction_divides_by_the_batch():
 def test_config_holds_the_weights_as_json():
     reg = DELTA(alpha=0.02, channel_weights={k: np.asarray(v) for k, v in WEIGHTS.items()})
     config = json.loads(json.dumps(reg.get_config()))
-    assert config["alpha"] == 0.02 and config["reduction"] == "sum" and sorted(config["channel_weights"]) == NAMES
+    assert (
+        config["alpha"] == 0.02
+        and config["reduction"] == "sum"
+        and sorted(config["channel_weights"]) == NAMES
+    )
     for name in NAMES:
         np.testing.assert_allclose(config["channel_weights"][name], WEIGHTS[name], rtol=1e-12)
     assert float(DELTA.from_config(config)(TARGET, SOURCE)) == pytest.approx(

@@ -33,7 +33,9 @@ def test_batch_reduction_sum_doubles_and_mean_does_not():
     doubled = {n: np.concatenate([v, v]) for n, v in TARGET.items()}
     doubled_source = {n: np.concatenate([v, v]) for n, v in SOURCE.items()}
     summed, mean = FeatureMapDistillation(alpha=1.0), FeatureMapDistillation(alpha=1.0, reduction="mean")
-    assert float(summed(doubled, doubled_source)) == pytest.approx(2 * float(summed(TARGET, SOURCE)), rel=1e-6)
+    assert float(summed(doubled, doubled_source)) == pytest.approx(
+        2 * float(summed(TARGET, SOURCE)), rel=1e-6
+    )
     assert float(mean(doubled, doubled_source)) == pytest.approx(float(mean(TARGET, SOURCE)), rel=1e-6)
     batch = TARGET[NAMES[0]].shape[0]
     assert float(mean(TARGET, SOURCE)) == pytest.approx(float(summed(TARGET, SOURCE)) / batch, rel=1e-6)
