@@ -142,7 +142,7 @@ def knowdist(alpha=0.01, beta=0.01, reduction="sum"):
     α = β = 0.01 as DELTA's defaults, with the authors' `reg_fea_map` reduction (summed over
     positions and over the batch, `reduction="sum"`): the paper's α at its batch size 64 is
     the authors' term. At batch size B the same balance against the cross-entropy is
-    α·64/B (`keras_tl.regularizers.batch_size_equivalent_alpha`; 0.02 at batch 32).
+    α·64/B (`keras_tl.regularizers.feature_maps.batch_size_equivalent_alpha`; 0.02 at batch 32).
     """
     return Setup(
         [

@@ -12,7 +12,6 @@ from keras_tl.regularizers.co_tuning import CoTuning
 from keras_tl.regularizers.delta import DELTA
 from keras_tl.regularizers.discrepant_diffusion import DiscrepantDiffusion
 from keras_tl.regularizers.distillation import FeatureMapDistillation
-from keras_tl.regularizers.feature_maps import batch_size_equivalent_alpha
 from keras_tl.regularizers.l2 import L2
 from keras_tl.regularizers.l2_sp import L2SP
 from keras_tl.regularizers.l2_sp_attention import L2SPAttention

@@ -83,7 +83,7 @@ class DELTA(BatchSummedRegularizer):
       make a 56×56 tap 64× heavier than a 7×7 one, which the paper's α was not tuned for.
     - batch: **summed** over the B examples (the code's `torch.sum`). The cross-entropy is a
       batch mean, so at batch size B the paper's balance needs α·64/B
-      (`keras_tl.regularizers.batch_size_equivalent_alpha`); `reduction="mean"` takes
+      (`keras_tl.regularizers.feature_maps.batch_size_equivalent_alpha`); `reduction="mean"` takes
       α_mean = α_sum·B and is then independent of B.
     - weights: rescaled to average 1 per layer (W̃). The code multiplies its softmax
       weights (summing to 1) by C_l, which is W̃; only the ratios within a layer matter,

@@ -27,7 +27,7 @@ class FeatureMapDistillation(BatchSummedRegularizer):
     1/n Σ_i; that is `reduction="mean"`, whose α is the `"sum"` α times the batch size.
     Batch size conversion: a batch-summed term scales with B while the cross-entropy is a
     batch mean, so the paper's balance at batch B is α·64/B
-    (`keras_tl.regularizers.batch_size_equivalent_alpha`). The ½ matches the reference code.
+    (`keras_tl.regularizers.feature_maps.batch_size_equivalent_alpha`). The ½ matches the reference code.
 
     Reference:
         Li et al., "DELTA", ACM TKDD 2021, Sec. 2.2, Eq. 5 (and Eq. 8 with W_j = 1), Sec. 4.1

@@ -7,6 +7,7 @@ import pytest
 from apps import methods
 from keras_tl import regularizers
 from keras_tl.attention import delta_channel_weights
+from keras_tl.regularizers import feature_maps
 
 # class -> {argument: the paper's value}; the source of each value is in the class's docstring.
 PAPER_DEFAULTS = {
@@ -47,7 +48,7 @@ def test_app_defaults_match_the_classes():
 
 def test_batch_size_conversion():
     # The paper's α at batch 64 gives the same balance as α·64/B at batch B.
-    assert regularizers.batch_size_equivalent_alpha(0.01, 32) == pytest.approx(0.02)
-    assert regularizers.batch_size_equivalent_alpha(0.01, 64) == pytest.approx(0.01)
+    assert feature_maps.batch_size_equivalent_alpha(0.01, 32) == pytest.approx(0.02)
+    assert feature_maps.batch_size_equivalent_alpha(0.01, 64) == pytest.approx(0.01)
     with pytest.raises(ValueError, match=r"Expected batch_size to be a positive int. Received: batch_size=0"):
-        regularizers.batch_size_equivalent_alpha(0.01, 0)
+        feature_maps.batch_size_equivalent_alpha(0.01, 0)
