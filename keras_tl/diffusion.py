@@ -109,10 +109,13 @@ def _most_shared(order):
         inseparable = np.flatnonzero(np.all(equal, axis=1))
         if inseparable.size:
             v = u + 1 + int(inseparable[0])
+            ranking = order[u].tolist()
+            shown = ranking if num_up <= 8 else ranking[:8] + ["..."]
             raise ValueError(
                 f"Expected every pair of downstream classes to rank the upstream classes differently. "
                 f"Received classes {u} and {v} with the same ranking of all {num_up} upstream classes "
-                f"(e.g. identical or tied score rows): no k < {num_up} separates them (Eq. 5)."
+                f"({shown}, ties to the lower id; e.g. identical or tied score rows): no k < {num_up} "
+                f"separates them (Eq. 5)."
             )
         if equal.size:
             most = max(most, int(np.max(np.argmin(equal, axis=1))))

@@ -12,6 +12,12 @@ METHODS = ("direct", "reverse")
 CO_TUNING_C_GRID = (1e4, 3e3, 1e3, 3e2, 1e2, 3e1, 1e1, 3.0, 1.0, 3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)  # fmt: skip
 
 
+# The Co-Tuning code multiplies the pre-trained ImageNet logits by this constant before the
+# softmax (`softmax_np(train_logits * 0.8840456604957581)` in both `relationship_learning` and
+# `direct_relationship_learning`): a temperature calibrated once for its ResNet-50 head.
+CO_TUNING_LOGIT_SCALE = 0.8840456604957581
+
+
 def softmax(logits, axis=-1):
     shifted = logits - np.max(logits, axis=axis, keepdims=True)
     exp = np.exp(shifted)
@@ -57,15 +63,15 @@ def class_means(values, labels, num_classes, what="training image"):
     return sums / np.bincount(labels, minlength=num_classes)[:, None]
 
 
-def to_probabilities(outputs, from_logits, what):
-    """Finite `[n, classes]` probabilities from logits (softmax) or validated probabilities."""
+def to_probabilities(outputs, from_logits, what, logit_scale=1.0):
+    """Finite `[n, classes]` probabilities from logits (softmax(logit_scale · logits)) or validated probabilities."""
     outputs = np.asarray(outputs, dtype="float64")
     if outputs.ndim != 2 or not np.all(np.isfinite(outputs)):
         raise ValueError(
             f"Expected finite {what} of shape [n, source_classes]. Received shape {outputs.shape}"
         )
     if from_logits:
-        return softmax(outputs)
+        return softmax(logit_scale * outputs)
     if np.any(outputs < 0) or not np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
         raise ValueError(
             f"Expected {what} to be probabilities (rows >= 0 summing to 1) with from_logits=False."
@@ -82,6 +88,7 @@ def category_relationship(
     validation=None,
     C=1.0,
     max_iter=2000,
+    logit_scale=CO_TUNING_LOGIT_SCALE,
 ):
     """p(ȳ|y) `[num_classes, source_classes]` (rows sum to 1) from source predictions on target data.
 
@@ -94,6 +101,11 @@ def category_relationship(
       with the source marginal p(ȳ) = mean of f₀(x) over all images gives
       p(ȳ|y) ∝ p(y|ȳ)·p(ȳ). As in the Co-Tuning code, only the ȳ marginal is used so that
       every row is a proper distribution.
+
+    Logits are turned into probabilities as the Co-Tuning code does: softmax(s · logits) with
+    its fixed s = `CO_TUNING_LOGIT_SCALE` = 0.884 (`logit_scale`; 1 for a plain softmax).
+    The constant was calibrated for the code's ImageNet ResNet-50 head; it is kept as the
+    default so that the relationship is the official one (`tests/reference/`).
 
     With `validation=(outputs, labels)` the reverse map picks C from a sequence by validation
     accuracy (first best in the given order) and calibrates on the validation set, and both
@@ -115,6 +127,8 @@ def category_relationship(
         C: inverse L2 strength of the reverse map: a float, or a sequence to search with
             `validation` (e.g. `CO_TUNING_C_GRID`).
         max_iter: iterations of the reverse map's solver (accelerated gradient descent).
+        logit_scale: positive float multiplying logits before the softmax (ignored for
+            probabilities); default the Co-Tuning code's 0.8840456604957581.
 
     Returns:
         numpy float64 `[num_classes, source_classes]`, row y = p(ȳ|y).
@@ -131,7 +145,9 @@ def category_relationship(
         raise ValueError(f"Expected method to be one of {METHODS}. Received: method={method!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"Expected num_classes to be a positive int. Received: num_classes={num_classes!r}")
-    probabilities = to_probabilities(source_outputs, from_logits, "source_outputs")
+    if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:
+        raise ValueError(f"Expected logit_scale > 0 (a float). Received: logit_scale={logit_scale!r}")
+    probabilities = to_probabilities(source_outputs, from_logits, "source_outputs", logit_scale)
     labels = check_labels(labels, num_classes)
     if len(labels) != len(probabilities):
         raise ValueError(
@@ -148,7 +164,7 @@ def category_relationship(
     held_out = None
     if validation is not None:
         held_out = (
-            to_probabilities(validation[0], from_logits, "validation outputs"),
+            to_probabilities(validation[0], from_logits, "validation outputs", logit_scale),
             check_labels(validation[1], num_classes, "validation image"),
         )
     everything = probabilities if held_out is None else np.concatenate([probabilities, held_out[0]])

@@ -67,6 +67,14 @@ def test_identical_or_tied_rows_cannot_be_separated():
     # Different scores, same ranking once ties go to the lower id.
     with pytest.raises(ValueError, match=r"Received classes 0 and 1 with the same ranking"):
         granularity_sequences([[1.0, 1.0, 1.0], [5.0, 4.0, 4.0]])
+    # The pair named is the tied pair, wherever it is (rows 1 and 3 here, not the first rows).
+    with pytest.raises(
+        ValueError,
+        match=r"Received classes 1 and 3 with the same ranking of all 4 upstream classes \(\[2, 0, 1, 3\]",
+    ):
+        granularity_sequences(
+            [[4.0, 3.0, 2.0, 1.0], [1.0, 1.0, 2.0, 0.0], [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 3.0, 1.0]]
+        )
 
 
 def test_impossible_when_every_k_leaves_a_pair_equal():

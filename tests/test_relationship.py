@@ -3,7 +3,13 @@ import pytest
 
 import keras_tl
 from keras_tl import relationship
-from keras_tl.relationship import category_relationship, class_means, fit_linear_map, fit_temperature
+from keras_tl.relationship import (
+    CO_TUNING_LOGIT_SCALE,
+    category_relationship,
+    class_means,
+    fit_linear_map,
+    fit_temperature,
+)
 from tests.conftest import tiny_data, tiny_source
 
 RNG = np.random.default_rng(3)
@@ -28,10 +34,12 @@ def softmax(z):
 def test_direct_is_the_class_mean_of_the_source_softmax():
     logits, labels = make_data()
     result = category_relationship(logits, labels, M, method="direct")
-    want = np.stack([softmax(logits)[labels == m].mean(axis=0) for m in range(M)])
+    # Logits are scaled by the Co-Tuning code's 0.884 before the softmax.
+    scaled = softmax(CO_TUNING_LOGIT_SCALE * logits)
+    want = np.stack([scaled[labels == m].mean(axis=0) for m in range(M)])
     np.testing.assert_allclose(result, want, rtol=1e-12)
     np.testing.assert_allclose(result.sum(axis=1), 1.0)
-    probs = category_relationship(softmax(logits), labels, M, method="direct", from_logits=False)
+    probs = category_relationship(scaled, labels, M, method="direct", from_logits=False)
     np.testing.assert_allclose(probs, want, rtol=1e-12)
 
 
@@ -40,7 +48,7 @@ def test_direct_with_validation_averages_both_sets():
     val_logits, val_labels = make_data(seed=1)
     result = category_relationship(logits, labels, M, validation=(val_logits, val_labels))
     both, both_labels = np.concatenate([logits, val_logits]), np.concatenate([labels, val_labels])
-    np.testing.assert_allclose(result, class_means(softmax(both), both_labels, M))
+    np.testing.assert_allclose(result, class_means(softmax(CO_TUNING_LOGIT_SCALE * both), both_labels, M))
 
 
 def test_linear_map_matches_scikit_learn():
@@ -70,7 +78,7 @@ def test_temperature_minimises_the_nll():
 def test_reverse_is_the_bayes_inverted_calibrated_map():
     logits, labels = make_data()
     result = category_relationship(logits, labels, M, method="reverse", C=1.0)
-    probs = softmax(logits)
+    probs = softmax(CO_TUNING_LOGIT_SCALE * logits)
     weights = fit_linear_map(probs, labels, M, C=1.0)
     scale = fit_temperature(probs @ weights, labels)
     target_given_source = softmax(scale * weights)  # row ȳ: p(y | ȳ)
@@ -94,7 +102,11 @@ def test_reverse_chooses_C_on_validation():
     ]
     accuracies = [
         np.mean(
-            np.argmax(softmax(validation[0]) @ fit_linear_map(softmax(logits), labels, M, c), 1)
+            np.argmax(
+                softmax(CO_TUNING_LOGIT_SCALE * validation[0])
+                @ fit_linear_map(softmax(CO_TUNING_LOGIT_SCALE * logits), labels, M, c),
+                1,
+            )
             == validation[1]
         )
         for c in grid

@@ -14,11 +14,16 @@ convolution tap, Alg. 1's "setting all elements of the j-th filter to 0".
 """
 
 import dataclasses
+import logging
+import math
+import time
 import weakref
 
 import keras
 import numpy as np
 from keras import ops
+
+logger = logging.getLogger(__name__)
 
 
 def per_example_cross_entropy(y, logits):
@@ -129,27 +134,48 @@ class AblationPlan:
         )
 
 
-def _ablated_losses_suffix(plan, outputs, y, head, loss, chunk_size):
-    """`[B, C]` per-example losses with each channel zeroed, `ceil(C / chunk_size)` suffix passes."""
-    tap_output = outputs[plan.input_keys[0]]
-    others = [outputs[key] for key in plan.input_keys[1:]]
+def channels_per_pass(channels, batch, chunk_size, example_bytes, max_pass_mb):
+    """How many channels one suffix pass ablates (at least one).
+
+    At most `chunk_size`, and few enough that the pass's inputs (`channels_per_pass × batch`
+    ablated copies of `example_bytes` each: the tap's map plus the suffix's other inputs)
+    fit in `max_pass_mb` megabytes (None: no bound).
+    """
+    count = min(chunk_size, channels)
+    if max_pass_mb is not None:
+        count = min(count, max(1, int(max_pass_mb * 2**20 // (batch * example_bytes))))
+    return count
+
+
+def _example_bytes(plan, outputs):
+    """Bytes of one example of the suffix's inputs (the tap's map and the other inputs)."""
+    return sum(np.asarray(outputs[key])[0].nbytes for key in plan.input_keys)
+
+
+def _ablated_losses_suffix(plan, outputs, y, head, loss, count, progress=None):
+    """`[B, C]` per-example losses with each channel zeroed, `ceil(C / count)` suffix passes of `count·B` copies."""
+    tap_output = np.asarray(outputs[plan.input_keys[0]])
+    others = [np.asarray(outputs[key]) for key in plan.input_keys[1:]]
     batch = tap_output.shape[0]
-    count = min(chunk_size, plan.channels)
     # Every pass has the same shape (the last chunk is padded with unmasked copies whose
-    # losses are dropped), so the compiled suffix is traced once per tap.
+    # losses are dropped), so the compiled suffix is traced once per tap; memory is bounded
+    # by `count·B` copies of the suffix's inputs, whatever the number of channels.
     repeated = [np.concatenate([t] * count, axis=0) for t in others]
     labels = ops.concatenate([y] * count, axis=0)
     losses, passes = [], 0
     for start in range(0, plan.channels, count):
-        keep = 1.0 - np.eye(plan.channels, dtype=tap_output.dtype)[start : start + count]
-        keep = np.concatenate([keep, np.ones((count - len(keep), plan.channels), keep.dtype)])
+        used = min(count, plan.channels - start)
+        keep = np.ones((count, plan.channels), tap_output.dtype)
+        keep[np.arange(used), start + np.arange(used)] = 0.0
         keep = keep.reshape((count,) + (1,) * (tap_output.ndim - 1) + (plan.channels,))
         masked = (tap_output[None] * keep).reshape((-1,) + tap_output.shape[1:])
         features = plan.suffix.predict_on_batch([masked, *repeated])
         chunk_losses = ops.reshape(loss(labels, head(features)), (count, batch))
-        losses.append(ops.transpose(chunk_losses)[:, : min(count, plan.channels - start)])
+        losses.append(ops.convert_to_numpy(ops.transpose(chunk_losses)[:, :used]))
         passes += 1
-    return ops.concatenate(losses, axis=1), passes
+        if progress is not None:
+            progress.add(1)
+    return np.concatenate(losses, axis=1), passes
 
 
 def _ablated_losses_closed_form(plan, outputs, y, head, loss):
@@ -176,56 +202,126 @@ def ablation_plan(model, taps):
     return plans[tuple(taps)]
 
 
-def channel_importance(model, batches, taps=None, chunk_size=32, loss=None, return_stats=False):
+def channel_importance(
+    model,
+    batches,
+    taps=None,
+    chunk_size=32,
+    loss=None,
+    return_stats=False,
+    max_pass_mb=512,
+    verbose=0,
+):
     """Mean loss increase per channel of each tap when that channel is zeroed (batched; Alg. 1, Eq. 9).
 
     W_j = 1/n Σ_i [L(z(x_i, ω*\\j), y_i) − L(z(x_i, ω*), y_i)] over the n examples of
     `batches`, with the model in inference mode (BatchNorm uses moving statistics).
+
+    Cost: per batch, one prefix pass for all taps, then for each tap that is not closed-form
+    ceil(C / k) suffix passes of k·B ablated copies, k = `channels_per_pass` (at most
+    `chunk_size`, and k·B copies of the suffix's inputs within `max_pass_mb`). Memory is
+    thus bounded whatever the batch size: at ResNet-50 224 one copy of the conv2 tap is
+    56·56·256 floats (3.2 MB), so 512 MB is 160 copies, where `chunk_size × B` = 32 × 64
+    copies would be 6.6 GB. Small maps (CIFAR) keep the full `chunk_size`.
+    The cost (passes, examples, seconds, per tap) is logged at INFO level and returned
+    with `return_stats=True`.
 
     Args:
         model: a `keras_tl.TransferModel` (usually the L2-FE one); its target backbone and
             new head are ablated as they are.
         batches: an iterable of `(x, y)` batches (numpy arrays or tensors).
         taps: tap layer names (default: `model.taps`).
-        chunk_size: channels ablated per suffix pass (the suffix sees `chunk_size × batch`
-            examples at once: lower it if memory is short).
+        chunk_size: at most this many channels ablated per suffix pass.
         loss: `loss(y, logits) -> [batch]` per-example loss (default: sparse categorical
             cross-entropy on logits).
-        return_stats: also return `{"forward_passes": ..., "examples": ...}`.
+        return_stats: also return the cost `{"forward_passes", "prefix_passes",
+            "suffix_passes", "examples", "seconds", "taps": {tap: {"mode", "passes",
+            "seconds"}}}`.
+        max_pass_mb: at most this many megabytes of suffix inputs (ablated copies) per
+            pass (a positive number, or None for `chunk_size × B` copies): lower it if
+            memory is short.
+        verbose: 1 shows a `keras.utils.Progbar` over the suffix passes, 0 is silent.
 
     Returns:
         `{tap: [float] * channels}` (and the stats if asked).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"Expected chunk_size to be a positive int. Received: chunk_size={chunk_size!r}")
+    if max_pass_mb is not None and (
+        isinstance(max_pass_mb, bool) or not isinstance(max_pass_mb, (int, float)) or not max_pass_mb > 0
+    ):
+        raise ValueError(
+            f"Expected max_pass_mb to be a positive number or None. Received: max_pass_mb={max_pass_mb!r}"
+        )
     taps = list(model.taps if taps is None else taps)
     loss = loss or per_example_cross_entropy
     plan = ablation_plan(model, taps)
     totals = {tap.name: np.zeros(tap.channels, "float64") for tap in plan.taps}
-    examples = passes = 0
+    per_tap = {tap.name: {"mode": tap.mode, "passes": 0, "seconds": 0.0} for tap in plan.taps}
+    examples = prefix_passes = suffix_passes = 0
+    progress = None
+    started = time.perf_counter()
     for x, y in batches:
         y = ops.convert_to_tensor(np.asarray(y))
+        batch = int(ops.shape(y)[0])
         outputs = plan.prefix.predict_on_batch(np.asarray(x))
-        passes += 1
-        baseline = loss(y, model.head(outputs["features"]))
+        prefix_passes += 1
+        counts = {
+            tap.name: channels_per_pass(
+                tap.channels, batch, chunk_size, _example_bytes(tap, outputs), max_pass_mb
+            )
+            for tap in plan.taps
+            if tap.mode == "suffix"
+        }
+        if verbose and progress is None:
+            # The target is known after the first batch: its passes times the number of batches.
+            per_batch = sum(
+                math.ceil(tap.channels / counts[tap.name]) for tap in plan.taps if tap.name in counts
+            )
+            total = per_batch * len(batches) if hasattr(batches, "__len__") else None
+            progress = keras.utils.Progbar(total, unit_name="suffix pass")
+        baseline = ops.convert_to_numpy(loss(y, model.head(outputs["features"])))
         for tap in plan.taps:
             if tap.mode == "unused":
                 continue
+            tap_started = time.perf_counter()
             if tap.mode == "closed_form":
-                ablated = _ablated_losses_closed_form(tap, outputs, y, model.head, loss)
+                ablated = ops.convert_to_numpy(_ablated_losses_closed_form(tap, outputs, y, model.head, loss))
             else:
-                ablated, count = _ablated_losses_suffix(tap, outputs, y, model.head, loss, chunk_size)
-                passes += count
-            increase = ops.sum(ablated - baseline[:, None], axis=0)
-            totals[tap.name] += ops.convert_to_numpy(increase).astype("float64")
-        examples += int(ops.shape(y)[0])
-    return mean_importance(totals, examples, passes, return_stats)
+                ablated, count = _ablated_losses_suffix(
+                    tap, outputs, y, model.head, loss, counts[tap.name], progress
+                )
+                suffix_passes += count
+                per_tap[tap.name]["passes"] += count
+            totals[tap.name] += np.sum(ablated.astype("float64") - baseline[:, None], axis=0)
+            per_tap[tap.name]["seconds"] += time.perf_counter() - tap_started
+        examples += batch
+    seconds = time.perf_counter() - started
+    logger.info(
+        "DELTA channel attention: %d examples, %d forward passes (%d prefix + %d suffix) in %.1f s; per tap: %s",
+        examples,
+        prefix_passes + suffix_passes,
+        prefix_passes,
+        suffix_passes,
+        seconds,
+        ", ".join(
+            f"{name} {cost['mode']} {cost['passes']} passes {cost['seconds']:.1f} s"
+            for name, cost in per_tap.items()
+        ),
+    )
+    stats = {
+        "prefix_passes": prefix_passes,
+        "suffix_passes": suffix_passes,
+        "seconds": seconds,
+        "taps": per_tap,
+    }
+    return mean_importance(totals, examples, prefix_passes + suffix_passes, return_stats, stats)
 
 
-def mean_importance(totals, examples, passes, return_stats):
+def mean_importance(totals, examples, passes, return_stats, extra_stats=None):
     """Per-example mean loss increases `{tap: [C]}` (and the cost stats) from summed totals."""
     if not examples:
         raise ValueError("Expected at least one (x, y) batch. Received: an empty `batches`")
     importance = {name: (total / examples).tolist() for name, total in totals.items()}
-    stats = {"forward_passes": passes, "examples": examples}
+    stats = {"forward_passes": passes, "examples": examples, **(extra_stats or {})}
     return (importance, stats) if return_stats else importance

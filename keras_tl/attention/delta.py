@@ -13,43 +13,69 @@ from keras_tl.attention.ablation import channel_importance
 from keras_tl.models import TransferModel
 from keras_tl.regularizers import L2
 
-NORMALIZATIONS = ("zscore_softmax", "softmax")
+NORMALIZATIONS = ("zscore_softmax", "sum_softmax", "mean_softmax")
+# The cache's entry holding how many examples the mean increases were taken over (for "sum_softmax").
+EXAMPLES_KEY = "__examples__"
 
 
 def _check_normalization(normalization, temperature):
     if normalization not in NORMALIZATIONS:
+        renamed = (
+            " ('softmax' was the softmax of the mean increase, now 'mean_softmax'; Alg. 1's softmax of the "
+            "sum over the data is 'sum_softmax')"
+            if normalization == "softmax"
+            else ""
+        )
         raise ValueError(
-            f"Expected normalization to be one of {NORMALIZATIONS}. Received: normalization={normalization!r}"
+            f"Expected normalization to be one of {NORMALIZATIONS}{renamed}. "
+            f"Received: normalization={normalization!r}"
         )
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
         raise ValueError(f"Expected temperature > 0 (a float). Received: temperature={temperature!r}")
 
 
-def normalize_importance(importance, normalization="zscore_softmax", temperature=5.0):
-    """Per-layer attention weights (non-negative, summing to 1) from raw loss increases.
+def normalize_importance(importance, normalization="zscore_softmax", temperature=5.0, num_examples=None):
+    """Per-layer attention weights (non-negative, summing to 1) from mean loss increases.
 
-    - `"softmax"`: W = softmax(W_raw), Alg. 1's last line.
-    - `"zscore_softmax"`: W = softmax(z / temperature), z the layer's z-scored raw
-      increases: what DELTA's released code does (with temperature 5) before training.
+    `importance` holds each channel's *mean* loss increase over n examples
+    (`channel_importance`), W̄_j = 1/n Σ_i W_j(x_i).
 
-    The default is `"zscore_softmax"`: raw increases are mean losses (typically 1e-4 to
-    1e-1), so their plain softmax is nearly uniform and DELTA would collapse to plain
-    distillation; the z-score makes the contrast independent of the loss scale, and it is
-    the released code's choice. A layer whose increases are all equal gets uniform weights.
+    - `"zscore_softmax"` (default): W = softmax(z / temperature), z the layer's z-scored
+      increases: what DELTA's released code does (temperature 5) before training
+      (`js = (js - mean) / std; softmax(js / 5)`). The z-score makes the contrast
+      independent of the loss scale and of n.
+    - `"sum_softmax"`: W = softmax(Σ_i W_j(x_i)) = softmax(n · W̄), Alg. 1's last line as
+      printed (the sum over the data). Needs `num_examples` = n. With n in the hundreds
+      it is nearly one-hot: one channel per layer takes almost all the weight.
+    - `"mean_softmax"`: W = softmax(W̄), the softmax of the *mean* increase. This is not
+      Alg. 1: mean increases are typically 1e-4 to 1e-1, so it is nearly uniform and
+      DELTA becomes plain distillation (per position). Kept for comparison.
+
+    A layer whose increases are all equal gets uniform weights.
 
     Args:
-        importance: `{layer: [float]}` raw loss increases (`channel_importance`).
+        importance: `{layer: [float]}` mean loss increases (`channel_importance`).
         normalization: one of `NORMALIZATIONS`.
         temperature: positive float dividing the z-scores (`"zscore_softmax"` only).
+        num_examples: n, the examples the means were taken over (`"sum_softmax"` only).
 
     Returns:
         `{layer: [float]}`, each list summing to 1.
     """
     _check_normalization(normalization, temperature)
+    if normalization == "sum_softmax" and (
+        isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1
+    ):
+        raise ValueError(
+            "Expected num_examples (a positive int, the examples the mean increases were taken over) "
+            f"for normalization='sum_softmax'. Received: num_examples={num_examples!r}"
+        )
     weights = {}
     for name, values in importance.items():
         scores = np.asarray(values, dtype="float64")
-        if normalization == "zscore_softmax":
+        if normalization == "sum_softmax":
+            scores = scores * num_examples
+        elif normalization == "zscore_softmax":
             spread = scores.std()
             scores = (scores - scores.mean()) / spread / temperature if spread > 0 else np.zeros_like(scores)
         scores = np.exp(scores - scores.max())
@@ -102,13 +128,14 @@ def l2_fe_model(
 
 
 def _read_cache(path, taps):
+    """`(importance, examples)` from the cache if it holds every tap, else `(None, None)`."""
     if not path or not os.path.exists(path):
-        return None
+        return None, None
     with open(path) as f:
         cached = json.load(f)
     if all(isinstance(cached.get(tap), list) and cached[tap] for tap in taps):
-        return {tap: cached[tap] for tap in taps}
-    return None
+        return {tap: cached[tap] for tap in taps}, cached.get(EXAMPLES_KEY)
+    return None, None
 
 
 def _write_cache(path, importance):
@@ -137,9 +164,11 @@ def delta_channel_weights(
     num_batches=4,
     batch_size=64,
     chunk_size=32,
+    max_pass_mb=512,
     head_epochs=10,
     optimizer=None,
     loss=None,
+    verbose=1,
 ):
     """DELTA's per-channel attention weights for each tapped layer (Alg. 1, Eq. 9), batched and cached.
 
@@ -151,7 +180,13 @@ def delta_channel_weights(
        (`keras_tl.attention.channel_importance`).
     3. Normalise per layer (`normalize_importance`; default `"zscore_softmax"`).
 
-    The raw increases of step 2 are cached in `cache_path` (JSON, `{layer: [float]}`):
+    Step 2 runs in bounded memory (at most `max_pass_mb` MB of ablated copies per pass),
+    shows a progress bar (`verbose=1`) and logs its cost (passes, seconds per tap) at INFO
+    level: at ResNet-50 224 with the default taps it is the expensive step
+    (`benchmarks/delta_attention_cost.py`).
+
+    The raw increases of step 2 are cached in `cache_path` (JSON, `{layer: [float]}`, plus
+    the example count under `"__examples__"` for `"sum_softmax"`):
     when it holds every tap, steps 1-2 are skipped, so a rerun (or another normalisation)
     costs nothing. The cache does not know which data or model produced it: one file per
     (source, target data) pair.
@@ -167,7 +202,9 @@ def delta_channel_weights(
         normalization, temperature: see `normalize_importance`.
         num_batches: training batches aggregated in step 2.
         batch_size: batch size of arrays `x, y` (head training and step 2).
-        chunk_size: channels ablated per suffix pass (see `channel_importance`).
+        chunk_size, max_pass_mb: at most this many channels, and megabytes of ablated
+            copies, per suffix pass (see `channel_importance`).
+        verbose: 1 shows a progress bar over the ablation passes, 0 is silent.
         head_epochs, optimizer: of the L2-FE head training.
         loss: per-example loss `loss(y, logits) -> [batch]` (default: sparse categorical
             cross-entropy on logits).
@@ -191,7 +228,7 @@ def delta_channel_weights(
     if not taps:
         raise ValueError(f"Expected at least one tap layer name. Received: taps={taps!r}")
     taps = list(taps)
-    importance = _read_cache(cache_path, taps)
+    importance, examples = _read_cache(cache_path, taps)
     if importance is None:
         if x is None:
             raise ValueError("Expected target training data `x` (and `y` for arrays). Received: x=None")
@@ -204,7 +241,17 @@ def delta_channel_weights(
                 )
             model = l2_fe_model(source, num_classes, x, y, taps, head_epochs, batch_size, optimizer)
         batches = _batches(x, y, batch_size, num_batches)
-        importance = channel_importance(model, batches, taps=taps, chunk_size=chunk_size, loss=loss)
+        importance, stats = channel_importance(
+            model,
+            batches,
+            taps=taps,
+            chunk_size=chunk_size,
+            loss=loss,
+            return_stats=True,
+            max_pass_mb=max_pass_mb,
+            verbose=verbose,
+        )
+        examples = stats["examples"]
         if cache_path:
-            _write_cache(cache_path, importance)
-    return normalize_importance(importance, normalization, temperature)
+            _write_cache(cache_path, {**importance, EXAMPLES_KEY: examples})
+    return normalize_importance(importance, normalization, temperature, examples)

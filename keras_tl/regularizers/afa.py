@@ -31,8 +31,10 @@ class AST(SourceAttentiveRegularizer):
     FC_AST^i is FC(HW→H, no bias)·ReLU·FC(H→HW), built for the tapped map's own H×W (the
     reference code hard-codes 224×224 inputs). The attention multiplies the difference
     before squaring, as Eq. 3 and the AFA code do; like the AFA code it is scaled by the
-    number of positions H·W, so uniform attention gives exactly `FeatureMapDistillation`.
-    Reduction: summed over channels and positions, averaged over the batch (as the AFA code).
+    number of positions H·W, so uniform attention gives exactly `FeatureMapDistillation(reduction="mean")`.
+    Convention: summed over channels and positions, averaged over the batch (as the AFA code,
+    whose 1/B makes the paper's α independent of the batch size; its experiments use batch
+    64 like DELTA's), so the paper's α is used as it is, with no batch-size conversion.
     The attention sees only the frozen source map, so its gradient never reaches the
     source; its FC layers are trained jointly with the target by the model's optimizer,
     as in the AFA code. AFA trains AST for the first half of the epochs and ACT for the
@@ -74,7 +76,7 @@ class ACT(SourceAttentiveRegularizer):
     FC_ACT^i maps each flattened channel (H·W values) through FC(HW→H)·ReLU·FC(H→1), both
     without bias, then adds a learned per-channel bias (the AFA code); the softmax runs
     over the C channels. As in the AFA code the weights are scaled by C, so uniform
-    attention gives exactly `FeatureMapDistillation`. Reduction: summed over channels and
+    attention gives exactly `FeatureMapDistillation(reduction="mean")`. Reduction: summed over channels and
     positions, averaged over the batch. Only the frozen source map enters the attention;
     its layers are trained jointly with the target.
 

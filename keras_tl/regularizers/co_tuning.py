@@ -18,7 +18,10 @@ class CoTuning(Regularizer):
     The target label y_i is translated into a distribution over the N upstream classes by
     the category relationship p(ȳ|y) (`keras_tl.relationship.category_relationship`), and the
     target's trainable copy of the upstream head FC̄ is trained towards it; the whole loss is
-    CE(new head, y) + Ω. Needs `TransferModel(..., source_head=True)`.
+    CE(new head, y) + Ω. Needs `TransferModel(..., source_head=True)`. The term is the
+    official code's `CoTuningLoss` (tllib: mean over the batch of −Σ p(ȳ|y)·log_softmax)
+    times λ (`tests/reference/`); the relationship from `category_relationship` applies the
+    official code's 0.884 scaling of the source logits before the softmax.
 
     The M×N relationship is the definition of the term, not learned state: `get_config`
     carries it as nested lists (JSON-safe) so a config alone rebuilds the regularizer; in

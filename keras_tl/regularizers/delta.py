@@ -7,8 +7,8 @@ from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.feature_maps import (
-    FeatureMapRegularizer,
-    batch_mean_of_sums,
+    BatchSummedRegularizer,
+    batch_reduce,
     channel_distances,
     matched_names,
 )
@@ -65,37 +65,47 @@ def check_channel_counts(channel_weights, channels):
 
 
 @keras_tl_export("keras_tl.regularizers.DELTA")
-class DELTA(FeatureMapRegularizer):
-    """α·Σ_layers ½ Σ_j W_j‖FM_j(ω) − FM_j(ω*)‖²: distillation weighted by supervised channel attention.
+class DELTA(BatchSummedRegularizer):
+    """α·Σ_layers ½ Σ_j W_j‖FM_j(ω) − FM_j(ω*)‖²/(H·W): distillation weighted by supervised channel attention.
 
-    Ω' = Σ_{l ∈ taps} ½ · 1/B Σ_{i=1..B} Σ_{j=1..C_l} W̃_j^l ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²,
-    Ω = α · Ω',    W̃_j^l = C_l · W_j^l / Σ_k W_k^l
+    Ω' = Σ_{l ∈ taps} ½ Σ_{i=1..B} Σ_{j=1..C_l} W̃_j^l · 1/(H_l W_l) ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²,
+    Ω = α · Ω' (reduction="sum"; `"mean"` divides by B),    W̃_j^l = C_l · W_j^l / Σ_k W_k^l
 
     W^l are the per-channel weights of Alg. 1 (`keras_tl.attention.delta_channel_weights`:
-    a channel weighs more when zeroing it raises the L2-FE model's loss more). Choices:
+    a channel weighs more when zeroing it raises the L2-FE model's loss more).
 
-    - The weights are rescaled to average 1 per layer (W̃). Softmax weights sum to 1, so
-      W̃ = C_l·W, which is what DELTA's reference code multiplies by; uniform weights then
-      give exactly `FeatureMapDistillation`, and only the ratios between a layer's weights
-      matter. Eq. 8 as printed would make the term ~1/C_l of the unattended one.
-    - Reduction: summed over channels and positions, averaged over the batch (the scale
-      does not depend on the batch size). The reference code (`reg_att_fea_map`) sums over
-      the batch and also divides each layer by H_l·W_l: its α at batch size B equals this
-      α · H_l·W_l / B for layer l.
+    Convention: the DELTA authors' `reg_att_fea_map` (also tllib's
+    `AttentionBehavioralRegularization`), term for term, so the paper's α = 0.01 at its
+    batch size 64 is the authors' term (`tests/reference/`: constant 1):
+
+    - positions: the squared distance of each channel is **averaged over the H_l·W_l
+      positions** (the code's `/ (h * w)`). This keeps the layers balanced: summing would
+      make a 56×56 tap 64× heavier than a 7×7 one, which the paper's α was not tuned for.
+    - batch: **summed** over the B examples (the code's `torch.sum`). The cross-entropy is a
+      batch mean, so at batch size B the paper's balance needs α·64/B
+      (`keras_tl.regularizers.feature_maps.batch_size_equivalent_alpha`); `reduction="mean"` takes
+      α_mean = α_sum·B and is then independent of B.
+    - weights: rescaled to average 1 per layer (W̃). The code multiplies its softmax
+      weights (summing to 1) by C_l, which is W̃; only the ratios within a layer matter,
+      and uniform weights give Σ_l `FeatureMapDistillation`_l / (H_l·W_l).
+    - Eq. 8 as printed has neither the C_l nor the 1/(H·W); with them α is the code's α.
     - Eq. 7's β·Ω''(ω \\ ω*) on the new head is a separate term:
-      `keras_tl.regularizers.L2(beta, scope="head")`.
+      `keras_tl.regularizers.L2(beta, scope="head")` (the code's `reg_classifier`).
 
     The weights are fixed before training (Alg. 1), not learned, so they are kept in the
     config as JSON lists (a 4-tap ResNet-101 has 3,840 floats) and `get_config` →
     `from_config` rebuilds the same term.
 
     Reference:
-        Li et al., "DELTA", ACM TKDD 2021, Sec. 3.2, Eq. 7-8, Sec. 3.4, Eq. 9, Alg. 1.
+        Li et al., "DELTA", ACM TKDD 2021, Sec. 3.2, Eq. 7-8, Sec. 3.4, Eq. 9, Alg. 1,
+        Sec. 4.1 (α = β = 0.01 default, α chosen per task from {1e-4, 1e-3, 0.01, 0.1, 0.2},
+        batch 64).
 
     Args:
-        alpha: non-negative coefficient α.
+        alpha: non-negative coefficient α (the paper's default 0.01).
         channel_weights: dict tap layer name -> list of non-negative per-channel weights
             (one per channel of that tapped map); every tap needs an entry.
+        reduction: `"sum"` (over the batch, the authors' code) or `"mean"`.
 
     Example:
     >>> weights = keras_tl.attention.delta_channel_weights(
@@ -106,8 +116,8 @@ class DELTA(FeatureMapRegularizer):
     ...                   keras_tl.regularizers.L2(beta=0.01, scope="head")])
     """
 
-    def __init__(self, alpha=0.01, channel_weights=None, **kwargs):
-        super().__init__(alpha=alpha, **kwargs)
+    def __init__(self, alpha=0.01, channel_weights=None, reduction="sum", **kwargs):
+        super().__init__(alpha=alpha, reduction=reduction, **kwargs)
         self.channel_weights = check_channel_weights(channel_weights)
 
     def build(self, target_features_shape, source_features_shape):
@@ -122,7 +132,8 @@ class DELTA(FeatureMapRegularizer):
         for name in names:
             weights = ops.convert_to_tensor(mean_one(self.channel_weights[name]))
             distances = channel_distances(target_features[name], source_features[name])
-            total = total + batch_mean_of_sums(distances * weights)
+            positions = target_features[name].shape[1] * target_features[name].shape[2]
+            total = total + batch_reduce(distances * weights, self.reduction) / positions
         return 0.5 * self.alpha * total
 
     def get_config(self):

@@ -4,31 +4,38 @@ from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.feature_maps import (
-    FeatureMapRegularizer,
-    batch_mean_of_sums,
+    BatchSummedRegularizer,
+    batch_reduce,
     channel_distances,
     matched_names,
 )
 
 
 @keras_tl_export("keras_tl.regularizers.FeatureMapDistillation")
-class FeatureMapDistillation(FeatureMapRegularizer):
+class FeatureMapDistillation(BatchSummedRegularizer):
     """α·Σ_layers ½‖FM_t − FM_s‖²: keep the target's tapped maps close to the frozen source's.
 
-    Ω = α · Σ_{l ∈ taps} ½ · 1/B Σ_{i=1..B} Σ_{j=1..C_l} ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²
+    Ω = α · Σ_{l ∈ taps} ½ Σ_{i=1..B} Σ_{j=1..C_l} ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²   (reduction="sum")
+    Ω = α · Σ_{l ∈ taps} ½ · 1/B Σ_{i=1..B} Σ_{j=1..C_l} ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²   (reduction="mean")
 
     The maps are the tapped layers' outputs as they are (DELTA's reference code taps
-    pre-BN convolutions and applies no ReLU or normalisation). Reduction: the squared
-    differences are summed over channels and positions and averaged over the batch, as
-    Eq. 5's 1/n Σ_i; the reference code (`reg_fea_map`) sums over the batch instead, so
-    its α equals this α divided by the batch size. The ½ matches the reference code.
+    pre-BN convolutions and applies no ReLU or normalisation); ‖·‖² sums over the H·W
+    positions. Convention (`reduction="sum"`, the default): summed over the batch, as the
+    DELTA authors' `reg_fea_map` and tllib's `BehavioralRegularization`
+    (½‖FM_t − FM_s‖² of the whole batch tensor), so the paper's α = 0.01 at its batch size
+    64 gives exactly the authors' term (`tests/reference/`: constant 1). Eq. 5 prints a
+    1/n Σ_i; that is `reduction="mean"`, whose α is the `"sum"` α times the batch size.
+    Batch size conversion: a batch-summed term scales with B while the cross-entropy is a
+    batch mean, so the paper's balance at batch B is α·64/B
+    (`keras_tl.regularizers.feature_maps.batch_size_equivalent_alpha`). The ½ matches the reference code.
 
     Reference:
-        Li et al., "DELTA", ACM TKDD 2021, Sec. 2.2, Eq. 5 (and Eq. 8 with W_j = 1);
-        Yim et al., "A gift from knowledge distillation", CVPR 2017.
+        Li et al., "DELTA", ACM TKDD 2021, Sec. 2.2, Eq. 5 (and Eq. 8 with W_j = 1), Sec. 4.1
+        (α = β = 0.01 default, batch 64); Yim et al., "A gift from knowledge distillation", CVPR 2017.
 
     Args:
-        alpha: non-negative coefficient α.
+        alpha: non-negative coefficient α (the paper's default 0.01).
+        reduction: `"sum"` (over the batch, the authors' code) or `"mean"`.
 
     Example:
     >>> model = keras_tl.TransferModel(
@@ -40,7 +47,6 @@ class FeatureMapDistillation(FeatureMapRegularizer):
     def call(self, target_features, source_features):
         total = ops.zeros((), "float32")
         for name in matched_names(target_features, source_features):
-            total = total + batch_mean_of_sums(
-                channel_distances(target_features[name], source_features[name])
-            )
+            distances = channel_distances(target_features[name], source_features[name])
+            total = total + batch_reduce(distances, self.reduction)
         return 0.5 * self.alpha * total

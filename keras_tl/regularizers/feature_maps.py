@@ -1,10 +1,21 @@
 """What the feature-map regularizers share: matching tapped maps by name, and their reductions.
 
-Feature maps are channels-last (`[batch, H, W, C]`, the Keras default). Every feature-map
-term here reduces the same way: the squared differences are **summed over channels and
-positions and averaged over the batch**, so a coefficient α means the same at any batch
-size. The papers' reference codes differ: DELTA's sums over the batch (its α is ours divided
-by the batch size) and AFA's divides by the batch, as here.
+Feature maps are channels-last (`[batch, H, W, C]`, the Keras default).
+
+How a term is reduced decides whether a paper's α works, so each method states its
+convention, chosen so that the paper's α at the paper's batch size gives the authors'
+released term (see each class's docstring and `tests/reference/`):
+
+| method | positions | batch (`reduction`) | authors' code |
+| --- | --- | --- | --- |
+| `FeatureMapDistillation` (KnowDist) | sum | `"sum"` | DELTA's `reg_fea_map`, tllib's `BehavioralRegularization` |
+| `DELTA` | mean (1/(H·W) per layer) | `"sum"` | DELTA's `reg_att_fea_map`, tllib's `AttentionBehavioralRegularization` |
+| `AST`, `ACT`, `SPA`, `GCA` | sum | mean | AFA's code (SPA/GCA extend AFA, no released code) |
+
+A term summed over the batch grows with the batch size B while the cross-entropy is a
+batch mean, so the paper's balance (DELTA: batch 64) at another batch size B needs
+α·64/B (`batch_size_equivalent_alpha`); `reduction="mean"` divides the term by B (its
+α is the `"sum"` α times B) for a strength independent of the batch size.
 """
 
 from keras import ops
@@ -70,11 +81,42 @@ def position_distances(target_map, source_map):
     return ops.reshape(ops.sum(ops.square(difference), axis=-1), (-1, height * width))
 
 
-def batch_mean_of_sums(per_example_terms):
-    """Σ over every axis but the first, then the mean over the batch."""
+BATCH_REDUCTIONS = ("sum", "mean")
+
+
+def check_reduction(reduction):
+    if reduction not in BATCH_REDUCTIONS:
+        raise ValueError(
+            f"Expected reduction to be one of {BATCH_REDUCTIONS}. Received: reduction={reduction!r}"
+        )
+    return reduction
+
+
+def batch_reduce(per_example_terms, reduction="mean"):
+    """Σ over every axis but the first, then the sum (`"sum"`) or the mean (`"mean"`) over the batch."""
     axes = tuple(range(1, len(per_example_terms.shape)))
     totals = ops.sum(per_example_terms, axis=axes) if axes else per_example_terms
-    return ops.mean(totals)
+    return ops.sum(totals) if reduction == "sum" else ops.mean(totals)
+
+
+def batch_mean_of_sums(per_example_terms):
+    """Σ over every axis but the first, then the mean over the batch."""
+    return batch_reduce(per_example_terms, "mean")
+
+
+def batch_size_equivalent_alpha(alpha, batch_size, paper_batch_size=64):
+    """α·paper_batch_size/batch_size: a batch-summed term's coefficient giving the paper's balance at `batch_size`.
+
+    A term summed over the batch (`reduction="sum"`, as the DELTA authors' code) is about
+    B times one example's term while the cross-entropy is a batch mean; the paper's α was
+    tuned at `paper_batch_size` (DELTA: 64). At batch size B the same balance between the
+    two needs α·64/B. Example: DELTA's α = 0.01 at batch 64 is α = 0.02 at batch 32.
+    """
+    alpha = check_non_negative("alpha", alpha)
+    for name, value in (("batch_size", batch_size), ("paper_batch_size", paper_batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Expected {name} to be a positive int. Received: {name}={value!r}")
+    return alpha * paper_batch_size / batch_size
 
 
 def attended_position_loss(alpha, attend, target_features, source_features):
@@ -103,6 +145,17 @@ class FeatureMapRegularizer(Regularizer):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
+
+
+class BatchSummedRegularizer(FeatureMapRegularizer):
+    """A feature-map term of the DELTA authors' code: summed over the batch by default, `reduction="mean"` divides by B."""
+
+    def __init__(self, alpha=0.01, reduction="sum", **kwargs):
+        super().__init__(alpha=alpha, **kwargs)
+        self.reduction = check_reduction(reduction)
+
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction}
 
 
 class AttentiveRegularizer(FeatureMapRegularizer):

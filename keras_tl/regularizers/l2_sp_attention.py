@@ -32,6 +32,10 @@ class L2SPAttention(L2SP):
     average of a tap's weights), so uniform channel weights give exactly `L2SP`, and only
     the tapped filters — the ones Alg. 1 measured — are re-weighted.
 
+    Convention: a weight-space term, so no batch or position reduction is involved; the ½
+    and α are those of the DELTA authors' `reg_l2sp` (½‖w − w⁰‖², α = 0.01), which it equals
+    with uniform weights (`tests/reference/`). The released code has no L2-SP-ATT.
+
     Reference:
         Li et al., "DELTA", ACM TKDD 2021, Sec. 4.2 ("L2-SP-ATT") and Table 1; L2-SP:
         Li, Grandvalet, Davoine, ICML 2018.

@@ -23,8 +23,10 @@ class SPA(AttentiveRegularizer):
 
     FC_SPA^i is FC(HW→H)·ReLU·FC(H→HW) (Table 2), built for the tapped map's own H×W; as in
     AST (which SPA extends) the first FC has no bias and the attention is scaled by H·W so
-    uniform attention gives exactly `FeatureMapDistillation`. Reduction: summed over
-    channels and positions, averaged over the batch.
+    uniform attention gives exactly `FeatureMapDistillation(reduction="mean")`. Convention:
+    summed over channels and positions, averaged over the batch, as AFA's term which SPA
+    extends (the paper has no released code; its α ∈ [0.005, 0.1] at batch 64, Sec. 4, is
+    used as it is: a batch mean needs no batch-size conversion).
 
     Choice: the target map enters the attention through a stop-gradient. The paper does
     not say; letting it through would reward the target for moving its features so that
@@ -77,7 +79,7 @@ class GCA(AttentiveRegularizer):
     FC_GCA is FC(ΣC→ΣC/r)·ReLU·FC(ΣC/r→ΣC) (Table 2) over the concatenated global averages
     of the source maps (taps in sorted name order); one softmax runs over all ΣC channels,
     so layers compete for attention. GCA^i is layer i's slice. The weights are scaled by
-    ΣC, so uniform attention gives exactly `FeatureMapDistillation`. Reduction: summed over
+    ΣC, so uniform attention gives exactly `FeatureMapDistillation(reduction="mean")`. Reduction: summed over
     channels and positions, averaged over the batch. Only the frozen source maps enter the
     attention; its layers are trained jointly with the target.
 

@@ -81,7 +81,7 @@ def test_method_builds_and_fits(method, tmp_path):
     assert np.all(np.isfinite([logs["loss"] for logs in batches]))
     if method in ("delta", "l2_sp_att"):
         with open(os.path.join(tmp_path, "delta_channel_weights.json")) as f:
-            assert sorted(json.load(f)) == sorted(TAPS)
+            assert sorted(json.load(f)) == sorted([*TAPS, "__examples__"])
     if method in ("afa", "spa_gca"):
         # The staged switch happened inside the one epoch: the second stage is active at the end.
         second = ["act", "l2"] if method == "afa" else ["gca", "l2"]

@@ -11,7 +11,7 @@ from keras_tl.attention import (
     delta_channel_weights,
     normalize_importance,
 )
-from keras_tl.attention.ablation import AblationPlan
+from keras_tl.attention.ablation import AblationPlan, _example_bytes
 from tests.conftest import TAPS, tiny_data, tiny_source
 
 CHANNELS = (16, 32, 64)
@@ -54,8 +54,39 @@ def test_batched_equals_the_per_channel_loop():
         np.testing.assert_allclose(batched[name], loop[name], atol=1e-5, err_msg=name)
     assert max(abs(v) for values in loop.values() for v in values) > 1e-3  # not trivially zero
     # Per batch: 1 prefix pass + ceil(C / 5) suffix passes per tap, versus 1 + ΣC full passes.
-    assert stats == {"forward_passes": 2 * (1 + 4 + 7 + 13), "examples": 12}
+    counts = {name: stats["taps"][name]["passes"] for name in TAPS}
+    assert counts == dict(zip(TAPS, [2 * 4, 2 * 7, 2 * 13], strict=True))
+    assert stats["forward_passes"] == 2 * (1 + 4 + 7 + 13) and stats["examples"] == 12
+    assert stats["prefix_passes"] == 2 and stats["suffix_passes"] == 2 * (4 + 7 + 13) and stats["seconds"] > 0
     assert loop_stats == {"forward_passes": 2 * (1 + sum(CHANNELS)), "examples": 12}
+
+
+def test_max_pass_mb_bounds_the_copies_and_keeps_the_result(caplog):
+    model = l2_fe(tiny_source(), TAPS)
+    data = batches()  # batches of 6
+    reference = channel_importance(model, data, chunk_size=5)
+    # The suffix inputs of one example are at most 8·8·16 floats per tap here (4 KB with the
+    # shortcut); a budget of 12 copies of the largest gives 12 // 6 = 2 channels per pass or more.
+    plan = AblationPlan(model, TAPS)
+    outputs = plan.prefix.predict_on_batch(data[0][0])
+    sizes = {tap.name: _example_bytes(tap, outputs) for tap in plan.taps}
+    budget_mb = 12 * max(sizes.values()) / 2**20
+    with caplog.at_level("INFO", logger="keras_tl.attention.ablation"):
+        bounded, stats = channel_importance(
+            model, data, chunk_size=5, max_pass_mb=budget_mb, return_stats=True, verbose=1
+        )
+    for name in TAPS:
+        np.testing.assert_allclose(bounded[name], reference[name], atol=1e-5, err_msg=name)
+    counts = [min(5, int(budget_mb * 2**20 // (6 * sizes[name]))) for name in TAPS]
+    assert min(counts) == 2  # the bound binds on the largest inputs
+    per_batch = sum(-(-channels // count) for channels, count in zip(CHANNELS, counts, strict=True))
+    assert stats["suffix_passes"] == 2 * per_batch
+    assert f"{2 + 2 * per_batch} forward passes (2 prefix + {2 * per_batch} suffix)" in caplog.text
+    with pytest.raises(
+        ValueError,
+        match=r"Expected max_pass_mb to be a positive number or None. Received: max_pass_mb=0",
+    ):
+        channel_importance(model, data, max_pass_mb=0)
 
 
 def test_closed_form_equals_the_loop_on_the_last_tap():
@@ -85,9 +116,20 @@ def test_loop_needs_filter_weights_and_restores_them():
 
 def test_normalizations_match_numpy():
     raw = {"a": [0.01, 0.03, -0.02, 0.0], "flat": [0.2, 0.2, 0.2]}
-    soft = normalize_importance(raw, "softmax")
+    soft = normalize_importance(raw, "mean_softmax")
     scores = np.exp(np.asarray(raw["a"]))
     np.testing.assert_allclose(soft["a"], scores / scores.sum(), rtol=1e-12)
+    # Alg. 1 as printed: the softmax of the sum over the n examples, nearly one-hot for large n.
+    summed = normalize_importance(raw, "sum_softmax", num_examples=256)
+    scores = np.exp(256 * np.asarray(raw["a"]) - 256 * max(raw["a"]))
+    np.testing.assert_allclose(summed["a"], scores / scores.sum(), rtol=1e-12)
+    assert max(summed["a"]) > 0.99 and max(soft["a"]) < 0.26
+    with pytest.raises(ValueError, match=r"Expected num_examples .* Received: num_examples=None"):
+        normalize_importance(raw, "sum_softmax")
+    with pytest.raises(
+        ValueError, match=r"'softmax' was the softmax of the mean increase, now 'mean_softmax'"
+    ):
+        normalize_importance(raw, "softmax")
     zsoft = normalize_importance(raw, "zscore_softmax", temperature=5.0)
     z = (np.asarray(raw["a"]) - np.mean(raw["a"])) / np.std(raw["a"])
     np.testing.assert_allclose(zsoft["a"], np.exp(z / 5) / np.exp(z / 5).sum(), rtol=1e-12)
@@ -112,14 +154,14 @@ def test_end_to_end_with_l2_fe_training_and_cache(tmp_path):
         assert len(weights[name]) == channels and sum(weights[name]) == pytest.approx(1.0)
         assert min(weights[name]) > 0
     cached = json.loads(path.read_text())
-    assert sorted(cached) == sorted(TAPS)
+    assert sorted(cached) == sorted([*TAPS, "__examples__"]) and cached.pop("__examples__") == 16
     assert normalize_importance(cached) == weights
     # A rerun reads the cache: no data, no head training, no ablation.
     assert delta_channel_weights(tiny_source(), 3, taps=TAPS, cache_path=str(path)) == weights
     softmax_weights = delta_channel_weights(
-        tiny_source(), 3, taps=TAPS, cache_path=str(path), normalization="softmax"
+        tiny_source(), 3, taps=TAPS, cache_path=str(path), normalization="sum_softmax"
     )
-    assert softmax_weights == normalize_importance(cached, "softmax")
+    assert softmax_weights == normalize_importance(cached, "sum_softmax", num_examples=16)
     # The weights plug into DELTA as they are.
     keras_tl.regularizers.DELTA(alpha=0.01, channel_weights=weights)
 
@@ -127,7 +169,7 @@ def test_end_to_end_with_l2_fe_training_and_cache(tmp_path):
 def test_a_trained_transfer_model_is_used_as_the_l2_fe_model():
     model = l2_fe(tiny_source(), TAPS)
     data = batches()
-    weights = delta_channel_weights(model, x=data, num_batches=2, normalization="softmax")
-    assert weights == normalize_importance(channel_importance(model, data), "softmax")
+    weights = delta_channel_weights(model, x=data, num_batches=2, normalization="mean_softmax")
+    assert weights == normalize_importance(channel_importance(model, data), "mean_softmax")
     with pytest.raises(ValueError, match=r"Expected target training data `x`"):
         delta_channel_weights(model)

@@ -26,19 +26,23 @@ def test_value_and_gradient_match_numpy():
         return reg(dict(zip(NAMES, tensors, strict=True)), SOURCE)
 
     value, grads = value_and_grad(fn, [TARGET[n] for n in NAMES])
-    want, batch = 0.0, TARGET[NAMES[0]].shape[0]
+    want = 0.0
     for name, grad in zip(NAMES, grads, strict=True):
         w = np.asarray(WEIGHTS[name])
         scaled = len(w) * w / w.sum()  # averages 1 per layer
         diff = TARGET[name] - SOURCE[name]
-        want += 0.5 * np.sum(scaled * np.sum(diff**2, axis=(1, 2))) / batch
-        np.testing.assert_allclose(grad, 0.4 * scaled * diff / batch, rtol=1e-5, atol=1e-6)
+        positions = diff.shape[1] * diff.shape[2]  # mean over positions, sum over the batch
+        want += 0.5 * np.sum(scaled * np.sum(diff**2, axis=(1, 2))) / positions
+        np.testing.assert_allclose(grad, 0.4 * scaled * diff / positions, rtol=1e-5, atol=1e-6)
     assert value == pytest.approx(0.4 * want, rel=1e-5)
 
 
-def test_uniform_weights_are_distillation_and_only_ratios_matter():
+def test_uniform_weights_are_distillation_per_position_and_only_ratios_matter():
     uniform = {name: [1.0] * shape[-1] for name, shape in SHAPES.items()}
-    distillation = float(FeatureMapDistillation(alpha=0.4)(TARGET, SOURCE))
+    distillation = sum(
+        float(FeatureMapDistillation(alpha=0.4)({n: TARGET[n]}, {n: SOURCE[n]})) / (s[1] * s[2])
+        for n, s in SHAPES.items()
+    )
     assert float(DELTA(alpha=0.4, channel_weights=uniform)(TARGET, SOURCE)) == pytest.approx(
         distillation, rel=1e-5
     )
@@ -73,10 +77,21 @@ def test_invalid_channel_weights(weights, match):
         DELTA(alpha=0.1, channel_weights=weights)
 
 
+def test_mean_reduction_divides_by_the_batch():
+    batch = TARGET[NAMES[0]].shape[0]
+    summed = float(DELTA(alpha=0.4, channel_weights=WEIGHTS)(TARGET, SOURCE))
+    mean = float(DELTA(alpha=0.4, channel_weights=WEIGHTS, reduction="mean")(TARGET, SOURCE))
+    assert mean == pytest.approx(summed / batch, rel=1e-6)
+
+
 def test_config_holds_the_weights_as_json():
     reg = DELTA(alpha=0.02, channel_weights={k: np.asarray(v) for k, v in WEIGHTS.items()})
     config = json.loads(json.dumps(reg.get_config()))
-    assert config["alpha"] == 0.02 and sorted(config["channel_weights"]) == NAMES
+    assert (
+        config["alpha"] == 0.02
+        and config["reduction"] == "sum"
+        and sorted(config["channel_weights"]) == NAMES
+    )
     for name in NAMES:
         np.testing.assert_allclose(config["channel_weights"][name], WEIGHTS[name], rtol=1e-12)
     assert float(DELTA.from_config(config)(TARGET, SOURCE)) == pytest.approx(

@@ -21,19 +21,24 @@ def test_value_and_gradient_match_numpy():
         return reg(dict(zip(NAMES, tensors, strict=True)), SOURCE)
 
     value, grads = value_and_grad(fn, [TARGET[n] for n in NAMES])
-    batch = TARGET[NAMES[0]].shape[0]
-    want = 0.3 * sum(0.5 * np.sum((TARGET[n] - SOURCE[n]) ** 2) / batch for n in NAMES)
+    # The default reduction sums over the batch (the DELTA authors' `reg_fea_map`).
+    want = 0.3 * sum(0.5 * np.sum((TARGET[n] - SOURCE[n]) ** 2) for n in NAMES)
     assert value == pytest.approx(want, rel=1e-5)
     for name, grad in zip(NAMES, grads, strict=True):
-        np.testing.assert_allclose(grad, 0.3 * (TARGET[name] - SOURCE[name]) / batch, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad, 0.3 * (TARGET[name] - SOURCE[name]), rtol=1e-5, atol=1e-6)
 
 
-def test_mean_over_the_batch():
-    # The same examples twice: a batch mean does not change, a batch sum would double.
-    reg = FeatureMapDistillation(alpha=1.0)
+def test_batch_reduction_sum_doubles_and_mean_does_not():
+    # The same examples twice: a batch sum doubles, a batch mean does not change.
     doubled = {n: np.concatenate([v, v]) for n, v in TARGET.items()}
     doubled_source = {n: np.concatenate([v, v]) for n, v in SOURCE.items()}
-    assert float(reg(doubled, doubled_source)) == pytest.approx(float(reg(TARGET, SOURCE)), rel=1e-6)
+    summed, mean = FeatureMapDistillation(alpha=1.0), FeatureMapDistillation(alpha=1.0, reduction="mean")
+    assert float(summed(doubled, doubled_source)) == pytest.approx(
+        2 * float(summed(TARGET, SOURCE)), rel=1e-6
+    )
+    assert float(mean(doubled, doubled_source)) == pytest.approx(float(mean(TARGET, SOURCE)), rel=1e-6)
+    batch = TARGET[NAMES[0]].shape[0]
+    assert float(mean(TARGET, SOURCE)) == pytest.approx(float(summed(TARGET, SOURCE)) / batch, rel=1e-6)
 
 
 def test_mismatched_taps_and_shapes_are_errors():
@@ -47,8 +52,12 @@ def test_mismatched_taps_and_shapes_are_errors():
 def test_validation_and_config():
     with pytest.raises(ValueError, match=r"Expected alpha >= 0 \(a float\). Received: alpha=-1"):
         FeatureMapDistillation(alpha=-1)
+    with pytest.raises(
+        ValueError, match=r"Expected reduction to be one of \('sum', 'mean'\). Received: reduction='avg'"
+    ):
+        FeatureMapDistillation(reduction="avg")
     config = FeatureMapDistillation(alpha=0.2).get_config()
-    assert config == {"name": "feature_map_distillation", "alpha": 0.2}
+    assert config == {"name": "feature_map_distillation", "alpha": 0.2, "reduction": "sum"}
 
 
 def test_gradient_reaches_the_target_and_never_the_source():

@@ -1,0 +1,54 @@
+"""The defaults of every method (the classes and `apps.methods`) are the papers' values, with the authors' reductions."""
+
+import inspect
+
+import pytest
+
+from apps import methods
+from keras_tl import regularizers
+from keras_tl.attention import delta_channel_weights
+from keras_tl.regularizers import feature_maps
+
+# class -> {argument: the paper's value}; the source of each value is in the class's docstring.
+PAPER_DEFAULTS = {
+    regularizers.L2SP: {"alpha": 0.01, "beta": 0.01},  # DELTA Sec. 4.1
+    regularizers.FeatureMapDistillation: {"alpha": 0.01, "reduction": "sum"},  # DELTA code reg_fea_map
+    regularizers.DELTA: {"alpha": 0.01, "reduction": "sum"},  # DELTA code reg_att_fea_map
+    regularizers.L2SPAttention: {"alpha": 0.01, "beta": 0.01},
+    regularizers.AST: {"alpha": 0.01},
+    regularizers.ACT: {"alpha": 0.01},
+    regularizers.SPA: {"alpha": 0.01},  # Kang & Kang Sec. 4: 0.005 to 0.1
+    regularizers.GCA: {"alpha": 0.01, "reduction": 4},  # Table 6
+    regularizers.BSS: {"eta": 0.001, "k": 1},  # Chen et al. Sec. 5
+    regularizers.CoTuning: {"lam": 2.3},  # official trade_off
+    regularizers.LwF: {"lam": 1.0, "temperature": 2.0},  # Li & Hoiem Sec. 3
+    regularizers.DiscrepantDiffusion: {"lam": 0.001},  # DSD Sec. 4.6
+}
+
+
+@pytest.mark.parametrize("cls", sorted(PAPER_DEFAULTS, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_class_defaults(cls):
+    parameters = inspect.signature(cls.__init__).parameters
+    for name, value in PAPER_DEFAULTS[cls].items():
+        assert parameters[name].default == value, (cls.__name__, name)
+
+
+def test_app_defaults_match_the_classes():
+    assert methods.build("knowdist", {}).regularizers[0].get_config()["reduction"] == "sum"
+    assert methods.build("knowdist", {}).regularizers[0].alpha == 0.01
+    signature = inspect.signature(methods.delta).parameters
+    assert signature["alpha"].default == 0.01 and signature["reduction"].default == "sum"
+    assert signature["normalization"].default == "zscore_softmax" and signature["temperature"].default == 5.0
+    assert signature["num_batches"].default == 4  # the released code's 4 batches of 64
+    weights = inspect.signature(delta_channel_weights).parameters
+    assert weights["normalization"].default == "zscore_softmax" and weights["batch_size"].default == 64
+    assert inspect.signature(methods.co_tuning).parameters["lam"].default == 2.3
+    assert [r.alpha for r in methods.build("spa_gca", {}).regularizers[:2]] == [0.01, 0.01]
+
+
+def test_batch_size_conversion():
+    # The paper's α at batch 64 gives the same balance as α·64/B at batch B.
+    assert feature_maps.batch_size_equivalent_alpha(0.01, 32) == pytest.approx(0.02)
+    assert feature_maps.batch_size_equivalent_alpha(0.01, 64) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match=r"Expected batch_size to be a positive int. Received: batch_size=0"):
+        feature_maps.batch_size_equivalent_alpha(0.01, 0)
