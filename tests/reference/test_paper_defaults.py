@@ -1,11 +1,10 @@
-"""The defaults of every method (the classes and `apps.methods`) are the papers' values, with the authors' reductions."""
+"""The defaults of every method (the classes and `keras_tl.methods`) are the papers' values, with the authors' reductions."""
 
 import inspect
 
 import pytest
 
-from apps import methods
-from keras_tl import regularizers
+from keras_tl import methods, regularizers
 from keras_tl.attention import delta_channel_weights
 from keras_tl.regularizers import feature_maps
 
