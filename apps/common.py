@@ -235,19 +235,6 @@ def define_loading_flag(fv):
     )
 
 
-def training_callbacks(train, backup_dir=None):
-    """What every app's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
-
-    `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
-    resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
-    kill while the checkpoint is written must not leave a file no rerun can open.
-    """
-    callbacks = [keras_tl.callbacks.NaNGuard(), train.epoch_callback()]
-    if backup_dir:
-        callbacks.append(keras_tl.callbacks.AtomicBackupAndRestore(backup_dir))
-    return callbacks
-
-
 def check_preprocess(value):
     if value and value not in PREPROCESS_CHOICES:
         raise ValueError(
@@ -331,11 +318,6 @@ def describe_counts(split):
 
 def cross_entropy():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def sgd(lr, momentum, epochs, steps_per_epoch):
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps_per_epoch))
-    return keras.optimizers.SGD(schedule, momentum=momentum)
 
 
 def steps_per_epoch(split, batch_size, drop_remainder=True):

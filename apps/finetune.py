@@ -28,7 +28,6 @@ from apps import common, reporting, training
 from keras_tl import backbones, methods
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
-from keras_tl.utils import files
 
 DEMO_IMAGE_SIZE = 16
 
@@ -316,7 +315,7 @@ def run(fv):
             results[label]["summary"] = reporting.summarize(results[label]["runs"])
             first_model = first_model or model
             # Each finished run is on disk at once: a crash or kill later loses nothing before it.
-            write_results(fv.output_dir, report)
+            reporting.write(fv.output_dir, report)
         top1 = results[label]["summary"].get("top1", {}).get("mean")
         if "diverged" not in results[label] and (
             best is None or top1 > results[best[0]]["summary"]["top1"]["mean"]
@@ -324,9 +323,9 @@ def run(fv):
             best = (label, first_model)
 
     finished = {label: result for label, result in results.items() if "diverged" not in result}
-    table = markdown_table(results)
+    table = reporting.markdown_table(results)
     if best is None:
-        write_results(fv.output_dir, report, table)
+        reporting.write(fv.output_dir, report, table)
         raise FloatingPointError(
             f"Every method diverged; results in {os.path.join(fv.output_dir, 'results.json')}. "
             + " ".join(f"{label}: {result['diverged']['error']}" for label, result in results.items())
@@ -353,28 +352,9 @@ def run(fv):
         )
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     report["complete"] = True
-    write_results(fv.output_dir, report, table)
+    reporting.write(fv.output_dir, report, table)
     report["table"], report["plots"] = table, plots
     return report
-
-
-def markdown_table(results):
-    """`reporting.markdown_table` of the finished methods, then a row per diverged method."""
-    finished = {label: result for label, result in results.items() if "diverged" not in result}
-    lines = reporting.markdown_table(finished).split("\n")
-    columns = lines[0].count("|") - 1
-    for label, result in results.items():
-        if "diverged" in result:
-            cells = [f"diverged (seed {result['diverged']['seed']})"] + [""] * (columns - 3)
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(result['runs'])} |")
-    return "\n".join(lines)
-
-
-def write_results(output_dir, report, table=None):
-    """`results.json` (and `results.md`), each replaced atomically: a kill never leaves half a file."""
-    files.write_json(os.path.join(output_dir, "results.json"), report)
-    if table is not None:
-        files.write_atomic(os.path.join(output_dir, "results.md"), table + "\n")
 
 
 def main(argv):

@@ -1,11 +1,11 @@
 """Results of the fine-tuning runs: mean ± std per method, a markdown table, JSON and PNG plots."""
 
-import json
 import os
 
 import numpy as np
 
 from apps.training import summary
+from keras_tl.utils import files
 
 METRICS = (
     ("top1", "top-1 (%)"),
@@ -21,27 +21,34 @@ def summarize(runs):
 
 
 def markdown_table(results):
-    """`results`: `{method: {"runs": [...], "summary": {...}}}` → a markdown table, percentages mean ± std."""
-    keys = [(key, title) for key, title in METRICS if any(key in r["summary"] for r in results.values())]
+    """`results`: `{method: {"runs": [...], "summary": {...}}}` → a markdown table, percentages mean ± std.
+
+    A diverged method (`"diverged"` in its result) gets a row saying so, after the others.
+    """
+    finished = {label: result for label, result in results.items() if "diverged" not in result}
+    keys = [(key, title) for key, title in METRICS if any(key in r["summary"] for r in finished.values())]
     lines = [
         "| method | " + " | ".join(title for _, title in keys) + " | runs |",
         "|---" * (len(keys) + 2) + "|",
     ]
-    for method, result in results.items():
+    for method, result in finished.items():
         cells = []
         for key, _ in keys:
             stat = result["summary"].get(key)
             cells.append("" if stat is None else f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}")
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(result['runs'])} |")
+    for method, result in results.items():
+        if "diverged" in result:
+            cells = [f"diverged (seed {result['diverged']['seed']})"] + [""] * (len(keys) - 1)
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(result['runs'])} |")
     return "\n".join(lines)
 
 
-def write(output_dir, report, table):
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "results.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
-    with open(os.path.join(output_dir, "results.md"), "w") as handle:
-        handle.write(table + "\n")
+def write(output_dir, report, table=None):
+    """`results.json` (and `results.md`), each replaced atomically: a kill never leaves half a file."""
+    files.write_json(os.path.join(output_dir, "results.json"), report)
+    if table is not None:
+        files.write_atomic(os.path.join(output_dir, "results.md"), table + "\n")
 
 
 def _mean_curve(runs, key):

@@ -11,7 +11,7 @@ import keras_tl
 import keras_tl.data
 import keras_tl.distribute
 from apps import common
-from keras_tl import backbones
+from keras_tl import backbones, fine_tuning
 
 # ============================================================================ pre-training
 
@@ -91,7 +91,7 @@ def pretrain(
             for layer in model.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.momentum = bn_momentum
-        optimizer = common.sgd(lr, momentum, epochs, common.steps_per_epoch(train, batch_size))
+        optimizer = fine_tuning.cosine_sgd(lr, momentum, epochs * common.steps_per_epoch(train, batch_size))
         # Decoupled decay on kernels only: a standard choice for training ResNets from scratch.
         optimizer.weight_decay = weight_decay
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
@@ -104,7 +104,7 @@ def pretrain(
             train.dataset,
             epochs=epochs,
             validation_data=eval_data,
-            callbacks=common.training_callbacks(train, backup_dir) + list(callbacks),
+            callbacks=fine_tuning.training_callbacks(train, backup_dir) + list(callbacks),
             shuffle=False,
             verbose=verbose,
         )

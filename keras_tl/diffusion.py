@@ -6,9 +6,10 @@ downstream class (`keras_tl.relationship.class_means(upstream_logits, labels, M)
 """
 
 import logging
-import numbers
 
 import numpy as np
+
+from keras_tl.utils.validation import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ def granularity_sequences(class_scores, extra=1):
     scores = np.asarray(class_scores, dtype="float64")
     if scores.ndim != 2 or scores.size == 0 or not np.all(np.isfinite(scores)):
         raise ValueError(f"Expected finite class_scores of shape [M, N]. Received shape {scores.shape}")
-    if isinstance(extra, bool) or not isinstance(extra, numbers.Integral) or extra < 0:
-        raise ValueError(f"Expected extra >= 0 (an int). Received: extra={extra!r}")
+    check_number("extra", extra, minimum=0, integer=True)
     num_down, num_up = scores.shape
     order = np.argsort(-scores, axis=1, kind="stable")
     shared = _most_shared(order)

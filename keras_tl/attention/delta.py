@@ -12,6 +12,7 @@ from keras_tl import backbones
 from keras_tl.attention.ablation import channel_importance
 from keras_tl.models import TransferModel
 from keras_tl.regularizers import L2
+from keras_tl.utils.validation import check_number
 
 NORMALIZATIONS = ("zscore_softmax", "sum_softmax", "mean_softmax")
 # The cache's entry holding how many examples the mean increases were taken over (for "sum_softmax").
@@ -30,8 +31,7 @@ def _check_normalization(normalization, temperature):
             f"Expected normalization to be one of {NORMALIZATIONS}{renamed}. "
             f"Received: normalization={normalization!r}"
         )
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
-        raise ValueError(f"Expected temperature > 0 (a float). Received: temperature={temperature!r}")
+    check_number("temperature", temperature, minimum=0, exclusive=True)
 
 
 def normalize_importance(importance, normalization="zscore_softmax", temperature=5.0, num_examples=None):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
+from keras_tl.utils.validation import check_number
 
 
 @keras_tl_export("keras_tl.callbacks.RegularizationDecay")
@@ -30,8 +31,7 @@ class RegularizationDecay(keras.callbacks.Callback):
 
     def __init__(self, factor, regularizers=None):
         super().__init__()
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
-            raise ValueError(f"Expected factor > 0 (a float). Received: factor={factor!r}")
+        factor = check_number("factor", factor, minimum=0, exclusive=True)
         if regularizers is not None and (
             isinstance(regularizers, str) or not all(isinstance(n, str) for n in regularizers)
         ):

@@ -5,6 +5,7 @@ import math
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
+from keras_tl.utils.validation import check_number
 
 GRANULARITIES = ("global", "per_variable")
 # Keys of the diagnostics `DTNH` logs (Sec. V-D of the paper); angles are in degrees.
@@ -163,8 +164,7 @@ class DTNH:
     """
 
     def __init__(self, reg_weight=1.0, granularity="global"):
-        if isinstance(reg_weight, bool) or not isinstance(reg_weight, (int, float)) or reg_weight < 0:
-            raise ValueError(f"Expected reg_weight >= 0 (a float). Received: reg_weight={reg_weight!r}")
+        reg_weight = check_number("reg_weight", reg_weight, minimum=0)
         if granularity not in GRANULARITIES:
             raise ValueError(
                 f"Expected granularity to be one of {GRANULARITIES}. Received: granularity={granularity!r}"

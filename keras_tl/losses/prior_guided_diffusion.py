@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.losses.targets import class_sets, multi_hot, sigmoid_cross_entropy_sum, sparse_labels
+from keras_tl.utils.validation import check_number
 
 
 @keras_tl_export("keras_tl.losses.PriorGuidedDiffusion")
@@ -64,9 +65,7 @@ class PriorGuidedDiffusion(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-            raise ValueError(f"Expected tau > 0 (a float). Received: tau={tau!r}")
-        self.tau = float(tau)
+        self.tau = check_number("tau", tau, minimum=0, exclusive=True)
         num_classes = len(neighbours) if hasattr(neighbours, "__len__") else None
         self.neighbours = class_sets(neighbours, "neighbours", depth=num_classes)
         # N(c) ∪ {c} as a [N, N] table; one row gathered per example.

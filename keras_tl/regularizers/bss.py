@@ -1,11 +1,11 @@
 """BSS: batch spectral shrinkage of the pooled features' smallest singular values."""
 
-import numbers
 
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.base import Regularizer, check_non_negative
+from keras_tl.utils.validation import check_number
 
 
 @keras_tl_export("keras_tl.regularizers.BSS")
@@ -48,9 +48,7 @@ class BSS(Regularizer):
     def __init__(self, eta=0.001, k=1, **kwargs):
         super().__init__(**kwargs)
         self.eta = check_non_negative("eta", eta)
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"Expected k >= 1 (an int). Received: k={k!r}")
-        self.k = int(k)
+        self.k = check_number("k", k, minimum=1, integer=True)
 
     def call(self, target_pooled):
         features = ops.cast(target_pooled, "float32")

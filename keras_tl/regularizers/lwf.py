@@ -5,6 +5,7 @@ from keras import ops
 from keras_tl.api_export import keras_tl_export
 from keras_tl.losses.targets import check_upstream_classes
 from keras_tl.regularizers.base import Regularizer, check_non_negative
+from keras_tl.utils.validation import check_number
 
 
 @keras_tl_export("keras_tl.regularizers.LwF")
@@ -42,9 +43,7 @@ class LwF(Regularizer):
         # "lwf", not the snake case "lw_f" of the class name: the log key is `reg/lwf`.
         super().__init__(name=name, **kwargs)
         self.lam = check_non_negative("lam", lam)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"Expected temperature > 0 (a float). Received: temperature={temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = check_number("temperature", temperature, minimum=0, exclusive=True)
 
     def build(self, source_head_logits_shape, source_logits_shape):
         check_upstream_classes(self, source_head_logits_shape, source_logits_shape[-1], "source_logits")

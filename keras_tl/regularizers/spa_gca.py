@@ -12,6 +12,7 @@ from keras_tl.regularizers.feature_maps import (
     checked_static_names,
     matched_names,
 )
+from keras_tl.utils.validation import check_number
 
 
 @keras_tl_export("keras_tl.regularizers.SPA")
@@ -96,9 +97,7 @@ class GCA(AttentiveRegularizer):
 
     def __init__(self, alpha=0.01, reduction=4, **kwargs):
         super().__init__(alpha=alpha, **kwargs)
-        if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
-            raise ValueError(f"Expected reduction to be a positive int. Received: reduction={reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_number("reduction", reduction, minimum=1, integer=True)
 
     def build(self, target_features_shape, source_features_shape):
         names = checked_static_names(target_features_shape, source_features_shape)

@@ -121,7 +121,7 @@ def test_reinitialize_draws_new_weights(cls):
 
 
 def test_gca_validation_and_config():
-    with pytest.raises(ValueError, match=r"Expected reduction to be a positive int. Received: reduction=0"):
+    with pytest.raises(ValueError, match=r"Expected reduction >= 1 \(an int\). Received: reduction=0"):
         GCA(reduction=0)
     assert GCA(alpha=0.02, reduction=8).get_config() == {"name": "gca", "alpha": 0.02, "reduction": 8}
     assert SPA(alpha=0.03).get_config() == {"name": "spa", "alpha": 0.03}
