@@ -101,6 +101,12 @@ class Regularizer(keras.layers.Layer):
         return bool(SOURCE_FORWARD_VALUES.intersection(self.inputs))
 
     @property
+    def sums_over_batch(self):
+        """True for a term summed (not averaged) over the batch: under `tf.distribute` each replica's
+        term over its shard is then its share of the global term, and is not divided by the replicas."""
+        return False
+
+    @property
     def depends_on_weights_only(self):
         return set(self.inputs) <= WEIGHT_VALUES
 

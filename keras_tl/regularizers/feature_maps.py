@@ -154,6 +154,10 @@ class BatchSummedRegularizer(FeatureMapRegularizer):
         super().__init__(alpha=alpha, **kwargs)
         self.reduction = check_reduction(reduction)
 
+    @property
+    def sums_over_batch(self):
+        return self.reduction == "sum"
+
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction}
 

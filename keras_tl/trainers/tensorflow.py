@@ -13,6 +13,23 @@ def _sum(terms):
     return tf.add_n(list(terms.values())) if terms else tf.zeros(())
 
 
+def _replica_share(terms, regularizers, replicas):
+    """Σ of each term's share of the global objective on this replica.
+
+    A term averaged over the batch (or of the weights alone) has the global value on every
+    replica: each contributes 1/R of it, as Keras divides its own losses. A term summed over
+    the batch (`sums_over_batch`) is, over this replica's shard, already its share of the sum.
+    """
+    summed = {r.name for r in regularizers if r.sums_over_batch}
+    return _sum({name: term if name in summed else term / replicas for name, term in terms.items()})
+
+
+def _logged(terms, regularizers, replicas):
+    # The metrics average the replicas' values: a shard's sum times R averages to the global sum.
+    summed = {r.name for r in regularizers if r.sums_over_batch}
+    return {name: term * replicas if name in summed else term for name, term in terms.items()}
+
+
 def _replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -40,8 +57,9 @@ class TensorFlowTransferTrainer:
     """Under `tf.distribute` each replica runs this step on its shard of the global batch.
 
     Keras divides its own losses by the replica count and its optimizer sums the replicas'
-    gradients; the regularization terms are divided here the same way, so the summed
-    gradient is that of the global objective mean_r(J_r + Ω_r). DTNH's projection is not
+    gradients; the batch-averaged and weight terms are divided here the same way and the
+    batch-summed ones (`Regularizer.sums_over_batch`) are not, so the summed gradient is
+    that of the global objective. DTNH's projection is not
     linear, so with a gradient rule both gradients are all-reduced first, the rule runs on
     the global gradients (identically on every replica), and each replica hands the
     optimizer 1/R of the result for it to sum back. Logged values are per-replica values,
@@ -70,7 +88,7 @@ class TensorFlowTransferTrainer:
             y_pred = values["logits"]
             empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)  # already / R
             terms = self.regularization_terms(values, forward_regs)
-            regularization = _sum(terms) / replicas
+            regularization = _replica_share(terms, forward_regs, replicas)
             # As Keras' trainer: scaled inside the tape (a `LossScaleOptimizer` under a mixed
             # policy; identity otherwise), unscaled by `apply_gradients`.
             if rule is None:
@@ -106,11 +124,12 @@ class TensorFlowTransferTrainer:
                 gradients = [g / replicas for g in gradients]
         del tape
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._update_trackers(x, y, y_pred, sample_weight, empirical * replicas, terms, stats)
+        logged = _logged(terms, regularizers, replicas)
+        return self._update_trackers(x, y, y_pred, sample_weight, empirical * replicas, logged, stats)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         values = self.step_values(x, y, training=False)
         empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=False)
-        terms = self.regularization_terms(values)
+        terms = _logged(self.regularization_terms(values), self.active_regularizers, _replicas())
         return self._update_trackers(x, y, values["logits"], sample_weight, empirical * _replicas(), terms)
