@@ -114,7 +114,7 @@ def load(
     Selecting: `classes` keeps some classes (relabelled in the given order), then
     `per_class` / `fraction` draw a stratified few-shot sample with `seed`. Transforming:
     training resizes to `resize_ratio × image_size`, crops `image_size` at random and flips
-    (`augment="keras"`, Keras' own layers; any callable `image -> image` instead, e.g. a
+    (`augment="keras"`: stateless, keyed by (seed, epoch, position), so resume-safe; any callable `image -> image` instead, e.g. a
     keras-cv layer); evaluation resizes the same way and takes the center crop or the ten
     crops. Last, `preprocess` maps 0..255 RGB to the backbone's input.
 
@@ -198,17 +198,24 @@ def load(
         dataset, epoch = _shuffled_per_epoch(dataset, max(1, min(len(labels), shuffle_buffer)), seed)
 
     resize, augment = _stages(training, augment, image_size, resize_ratio, flip, crops, seed)
+    # Training elements carry a per-example key (see `_shuffled_per_epoch`) until augmented.
     dataset = dataset.map(
-        lambda encoded, label: (resize(transforms.decode(encoded)), label),
+        lambda encoded, label, *key: (resize(transforms.decode(encoded)), label, *key),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if not check_images:
         # Nothing was checked up front: an unreadable image is dropped (and logged) when read.
         dataset = dataset.ignore_errors(log_warning=True)
-    if augment is not None:
-        # Sequential on purpose: Keras' seeded layers draw from one generator state, so in a
-        # parallel map the draws would depend on thread timing and a seed would not reproduce a run.
-        dataset = dataset.map(lambda image, label: (augment(image), label))
+    if isinstance(augment, transforms.KerasAugmentation):
+        # Stateless, keyed per example: parallel and reproducible wherever the epoch runs.
+        dataset = dataset.map(
+            lambda image, label, key: (augment(image, key), label), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    elif augment is not None:
+        # A user's callable may draw from a generator state: sequential, so a seed reproduces a run.
+        dataset = dataset.map(lambda image, label, key: (augment(image), label))
+    elif training:
+        dataset = dataset.map(lambda image, label, key: (image, label))
     # Fewer examples than one batch: keep the one short batch rather than an empty epoch.
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and len(labels) >= batch_size)
     to_input = transforms.tf_preprocess(preprocess)
@@ -220,7 +227,8 @@ def load(
 
 
 def _shuffled_per_epoch(dataset, buffer_size, seed):
-    """`dataset` shuffled by a seed of `(seed, epoch)`, not by how often it was iterated.
+    """`dataset` shuffled by a seed of `(seed, epoch)`, not by how often it was iterated; each
+    element gains a last component, its augmentation key `(seed, epoch, position)`.
 
     `shuffle(reshuffle_each_iteration=True)` draws each pass's order from this process's
     iterator count, so a run resumed at epoch k would replay epoch 0's order; here pass k
@@ -243,7 +251,15 @@ def _shuffled_per_epoch(dataset, buffer_size, seed):
                 tf.nest.map_structure(lambda t: tf.gather(t, order), block)
             )
 
-        return dataset.batch(buffer_size).enumerate().flat_map(permute)
+        # The augmentation's key of each example: (seed, epoch, position), another stream than the order's.
+        base = tf.constant(seed, tf.int64) * 2 + 1
+        return (
+            dataset.batch(buffer_size)
+            .enumerate()
+            .flat_map(permute)
+            .enumerate()
+            .map(lambda position, element: (*element, tf.stack([base, index * 1_000_000_007 + position])))
+        )
 
     shuffled = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
     if cardinality >= 0:

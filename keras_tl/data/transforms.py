@@ -78,21 +78,31 @@ CROPS = ("center", "ten")
 
 
 class KerasAugmentation:
-    """Training augmentation with Keras' own layers: a random `image_size` crop and an optional flip.
+    """Training augmentation: a random `image_size` crop and an optional horizontal flip, stateless.
 
-    Applied to images already resized to `resize_size(image_size)`. Keras preprocessing
-    layers run inside `tf.data` on every backend. Any callable `image -> image` (e.g. keras-cv
-    layers) can replace this one in `keras_tl.data.load`.
+    Applied to images already resized to `resize_size(image_size)`, as TensorFlow ops inside
+    `tf.data` (on every backend). Each draw is a function of a per-example `key`, which
+    `keras_tl.data.load` derives from `(seed, epoch, position in the epoch)`; a stateful
+    generator (Keras' `RandomCrop`/`RandomFlip`) would instead depend on how many images were
+    augmented before in this process, so a resumed run, or one whose method first read the
+    training data (DELTA's channel attention), would see other crops than an uninterrupted
+    one. Any callable `image -> image` (e.g. keras-cv layers) can replace this one in
+    `keras_tl.data.load` (it is then called without a key, and is as reproducible as it is).
     """
 
     def __init__(self, image_size, flip=True, seed=None):
-        self.crop = keras.layers.RandomCrop(*image_size, seed=seed)
-        self.flip = keras.layers.RandomFlip("horizontal", seed=seed) if flip else None
+        self.image_size = tuple(image_size)
+        self.flip = bool(flip)
+        self.seed = 0 if seed is None else int(seed)
 
-    def __call__(self, image):
-        image = self.crop(image, training=True)
-        if self.flip is not None:
-            image = self.flip(image, training=True)
+    def __call__(self, image, key=None):
+        if key is None:
+            key = tf.constant([self.seed, 0], tf.int64)
+        crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(tf.cast(key, tf.int64), 2))
+        size = tf.concat([tf.constant(self.image_size, tf.int32), tf.shape(image)[-1:]], axis=0)
+        image = tf.image.stateless_random_crop(image, size, seed=crop_key)
+        if self.flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_key)
         return image
 
 

@@ -64,6 +64,22 @@ def test_training_batches_shuffle_augment_and_drop_the_remainder(folder):
     assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))  # reshuffled
 
 
+def test_an_epochs_crops_do_not_depend_on_what_read_the_data_before(folder):
+    """Resume-safe and preparation-safe: epoch k is a function of (seed, k), like its order."""
+
+    def epoch_images(epoch, passes_before):
+        split = keras_tl.data.load(folder, "all", image_size=4, batch_size=4, seed=3, training=True)
+        for _ in range(passes_before):  # e.g. DELTA's channel attention reading the training split
+            list(split.dataset.as_numpy_iterator())
+        split.epoch.assign(epoch)  # what `fit` sets at the epoch's start (`epoch_callback`)
+        return np.concatenate([x for x, _ in split.dataset.as_numpy_iterator()])
+
+    first = epoch_images(0, passes_before=0)
+    np.testing.assert_array_equal(first, epoch_images(0, passes_before=2))
+    np.testing.assert_array_equal(epoch_images(1, passes_before=0), epoch_images(1, passes_before=3))
+    assert not np.array_equal(np.sort(first, axis=0), np.sort(epoch_images(1, passes_before=0), axis=0))
+
+
 def test_load_feeds_fit_on_this_backend(folder):
     split = keras_tl.data.load(
         folder, "all", image_size=4, preprocess="cifar_resnet20", batch_size=5, training=True
