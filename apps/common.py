@@ -320,11 +320,6 @@ def cross_entropy():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def steps_per_epoch(split, batch_size, drop_remainder=True):
-    full, rest = divmod(split.num_examples, batch_size)
-    return max(1, full) if drop_remainder else full + bool(rest)
-
-
 def input_size(model):
     return tuple(int(d) for d in model.inputs[0].shape[1:3])
 

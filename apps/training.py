@@ -91,7 +91,7 @@ def pretrain(
             for layer in model.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.momentum = bn_momentum
-        optimizer = fine_tuning.cosine_sgd(lr, momentum, epochs * common.steps_per_epoch(train, batch_size))
+        optimizer = fine_tuning.cosine_sgd(lr, momentum, epochs * fine_tuning.steps_per_epoch(train))
         # Decoupled decay on kernels only: a standard choice for training ResNets from scratch.
         optimizer.weight_decay = weight_decay
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
@@ -186,7 +186,7 @@ def finetune(
         the wall time, the median seconds per training step (`step_seconds`, see
         `StepTimer`) and, for DI2, the k of its granularity diffusion sequences (`di2_k`).
     """
-    timer = StepTimer(common.steps_per_epoch(train, batch_size))
+    timer = StepTimer(fine_tuning.steps_per_epoch(train))
     extra = [timer]
     if log_dir and tensorboard_available():
         extra.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))

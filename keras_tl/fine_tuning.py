@@ -77,7 +77,7 @@ def fine_tune(
     >>> model, history = keras_tl.fine_tune("delta", source, train, epochs=30, lr=0.01)
     """
     method = methods_module.get(method)
-    taps = _taps(source, taps)
+    taps = methods_module.resolve_taps(source, taps)
     keras.utils.set_random_seed(seed)
     setup = method.setup(source, train, taps, cache_dir)
     # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
@@ -105,15 +105,6 @@ def fine_tune(
             verbose=verbose,
         )
     return model, history
-
-
-def _taps(source, taps):
-    if taps is not None:
-        return list(taps)
-    from keras_tl import backbones
-
-    name = source if isinstance(source, str) else source.name
-    return backbones.default_taps(name) if name in backbones.NAMES else []
 
 
 def steps_per_epoch(train):

@@ -387,6 +387,14 @@ def select_hparams(method, hparams):
     return selected
 
 
+def resolve_taps(source, taps=None):
+    """`taps` as a list; `None`: `keras_tl.backbones.default_taps` of the source's name (none if unknown)."""
+    if taps is not None:
+        return list(taps)
+    name = source if isinstance(source, str) else source.name
+    return backbones.default_taps(name) if name in backbones.NAMES else []
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """One method with its hyperparameters: builds the `TransferModel` and gives the callbacks.
@@ -422,9 +430,7 @@ class Method:
             dropout: dropout before the new head.
             setup: a `Setup` already made by `setup()` (then nothing is measured again).
         """
-        if taps is None:
-            name = source if isinstance(source, str) else source.name
-            taps = backbones.default_taps(name) if name in backbones.NAMES else []
+        taps = resolve_taps(source, taps)
         setup = setup or self.setup(source, train, taps, cache_dir)
         return TransferModel(
             source,

@@ -113,7 +113,8 @@ class TensorFlowTransferTrainer:
                     scaled_weight = self.optimizer.scale_loss(_sum(weight_terms) / replicas)
                 weight_gradients = _zeros_for_none(weight_tape.gradient(scaled_weight, variables), variables)
                 reg_gradients = [r + w for r, w in zip(reg_gradients, weight_gradients, strict=True)]
-                terms = {r.name: {**terms, **weight_terms}[r.name] for r in regularizers}
+                merged = {**terms, **weight_terms}
+                terms = {r.name: merged[r.name] for r in regularizers}
             if replicas > 1:
                 context = tf.distribute.get_replica_context()
                 loss_gradients, reg_gradients = context.all_reduce(
