@@ -184,9 +184,9 @@ def finetune(
         `(model, record)`: the trained `TransferModel` and a JSON-safe dict with the
         accuracies on `eval_data` (center crop, and 10-crop when given), the `fit` history,
         the wall time, the median seconds per training step (`step_seconds`, see
-        `StepTimer`) and, for DI2, the k of its granularity diffusion sequences (`di2_k`).
+        `keras_tl.callbacks.StepTimer`) and, for DI2, the k of its granularity diffusion sequences (`di2_k`).
     """
-    timer = StepTimer(fine_tuning.steps_per_epoch(train))
+    timer = keras_tl.callbacks.StepTimer(fine_tuning.steps_per_epoch(train))
     extra = [timer]
     if log_dir and tensorboard_available():
         extra.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
@@ -220,31 +220,6 @@ def finetune(
         record.update({f"{key}_10crop": value for key, value in ten.items()})
     record["history"] = {key: [float(v) for v in values] for key, values in history.history.items()}
     return model, record
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Median seconds per training step over the epochs after the first (which includes tracing).
-
-    Timed from `on_epoch_begin` to the last batch's end, so evaluation is not counted; the
-    data pipeline is. With one epoch, that epoch is used.
-    """
-
-    def __init__(self, steps_per_epoch):
-        super().__init__()
-        self.steps_per_epoch = steps_per_epoch
-        self.epoch_seconds = []
-        self._start = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.steps_per_epoch - 1:
-            self.epoch_seconds.append(time.perf_counter() - self._start)
-
-    def step_seconds(self):
-        timed = self.epoch_seconds[1:] or self.epoch_seconds
-        return round(float(np.median(timed)) / self.steps_per_epoch, 5) if timed else None
 
 
 def tensorboard_available():

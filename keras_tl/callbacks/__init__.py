@@ -4,3 +4,4 @@ from keras_tl.callbacks.backup import AtomicBackupAndRestore
 from keras_tl.callbacks.decay import RegularizationDecay
 from keras_tl.callbacks.nan_guard import NaNGuard
 from keras_tl.callbacks.staged import StagedRegularization
+from keras_tl.callbacks.timing import StepTimer
