@@ -99,6 +99,7 @@ def load(
     classes=None,
     per_class=None,
     fraction=None,
+    complement=False,
     seed=0,
     data_dir=None,
     check_images=True,
@@ -137,6 +138,8 @@ def load(
             number (an int, or a digit string that is not a class name).
         per_class: keep this many examples per class (few-shot, fixed count).
         fraction: keep this fraction of each class (few-shot, fraction).
+        complement: keep the examples the `per_class` / `fraction` sample of `seed` leaves
+            out instead: a held-out set from the same split, disjoint from that sample.
         seed: seed of the few-shot sample and of shuffling/augmentation.
         data_dir: where tfds data sets are prepared.
         check_images: decode every image once up front and skip the unreadable ones (one
@@ -164,6 +167,11 @@ def load(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
 
+    if complement and per_class is None and fraction is None:
+        raise ValueError(
+            "Expected per_class or fraction with complement=True (the held-out set is what that "
+            f"sample leaves out). Received: complement={complement!r}"
+        )
     records = records_for(spec, split, data_dir)
     if check_images or records.labels is None:
         indices, labels = scan(records, check_images=check_images)
@@ -178,6 +186,8 @@ def load(
         labels = labels[keep]
     if per_class is not None or fraction is not None:
         chosen = few_shot_indices(labels, per_class=per_class, fraction=fraction, seed=seed)
+        if complement:
+            chosen = np.setdiff1d(np.arange(len(labels)), chosen)
         indices = (np.arange(len(labels)) if indices is None else indices)[chosen]
         labels = labels[chosen]
     if len(labels) == 0:

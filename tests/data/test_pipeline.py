@@ -36,6 +36,19 @@ def test_few_shot_through_load_is_exact_and_seeded(folder):
     np.testing.assert_array_equal(np.bincount(fraction.labels), [3, 2, 2])  # round(3), round(2), round(2.5)=2
 
 
+def test_complement_is_the_rest_of_the_split_and_disjoint_from_the_sample(folder):
+    def images(split):
+        return {x.tobytes() for x in np.concatenate([x for x, _ in split.dataset.as_numpy_iterator()])}
+
+    kwargs = {"image_size": 4, "per_class": 3, "seed": 5, "training": False}
+    sample = keras_tl.data.load(folder, "all", **kwargs)
+    rest = keras_tl.data.load(folder, "all", complement=True, **kwargs)
+    np.testing.assert_array_equal(np.bincount(rest.labels), [3, 1, 2])  # 6-3, 4-3, 5-3
+    everything = keras_tl.data.load(folder, "all", image_size=4, training=False)
+    assert not images(sample) & images(rest)
+    assert images(sample) | images(rest) == images(everything)
+
+
 def test_eval_images_are_the_preprocessed_center_crop(folder):
     split = keras_tl.data.load(
         folder, "all", image_size=4, preprocess="cifar_resnet20", training=False, batch_size=15
@@ -120,6 +133,7 @@ def test_accuracies_top1_and_mean_per_class():
         ({"augment": "randaugment"}, "Expected augment to be one of"),
         ({"batch_size": 0}, "Expected batch_size to be a positive int"),
         ({"image_size": (4, 4, 3)}, "Expected image_size"),
+        ({"complement": True}, "Expected per_class or fraction with complement=True"),
     ],
 )
 def test_invalid_arguments(folder, kwargs, message):
