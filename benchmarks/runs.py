@@ -1,0 +1,178 @@
+"""One benchmark run as a frozen config, executed through the library and cached on the config's hash.
+
+A `Run` names everything its result depends on (data set and splits, few-shot sample, schedule,
+method and hyperparameters, seed, and the source by its file's digest), so `key()` is the cache
+key: a finished run is read back from `<runs_dir>/<backend>/<key>.json`, an interrupted one
+resumes from its last finished epoch (`AtomicBackupAndRestore` in `<key>/backup`), and two
+plans that ask for the same run share it. Nothing here goes through the apps: it is
+`keras_tl.data.load` + `keras_tl.methods.get` + `keras_tl.fine_tune`, which is what a Python
+user would write.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+
+import keras
+
+import keras_tl
+from keras_tl import backbones
+from keras_tl.utils import files
+
+HOLDOUT = "holdout"  # eval_split: the rest of `split` after the few-shot sample (model selection)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One fine-tuning run.
+
+    Attributes:
+        dataset: a folder under the data root (`dtd10`, `caltech101`).
+        method: a `keras_tl.methods` entry (`"l2_sp"`, `"delta+dtnh"`).
+        source: the source `.keras` file (its card beside it gives preprocessing and backbone).
+        seed: the run's seed; it also draws the few-shot sample, so seed s trains every method
+            on the same images (paired comparisons).
+        hparams: `((name, value), ...)`, sorted: the method's hyperparameters over its defaults.
+        split, eval_split: training split and the split measured after training
+            (`HOLDOUT`: what the few-shot sample of `split` leaves out).
+        per_class: few-shot images per class; 0 keeps the whole split.
+        epochs, batch_size, lr, momentum: the schedule (cosine SGD, see `keras_tl.fine_tune`).
+        image_size: the network's input side.
+        curve: evaluate `eval_split` after every epoch (a learning curve in the history).
+    """
+
+    dataset: str
+    method: str
+    source: str
+    seed: int = 0
+    hparams: tuple = ()
+    split: str = "train"
+    eval_split: str = "test"
+    per_class: int = 0
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    image_size: int = 32
+    curve: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "hparams", tuple(sorted((str(k), v) for k, v in dict(self.hparams).items())))
+        if self.eval_split == HOLDOUT and not self.per_class:
+            raise ValueError(
+                f"Expected per_class > 0 with eval_split={HOLDOUT!r} (the held-out set is what the "
+                f"few-shot sample leaves out). Received: per_class={self.per_class!r}"
+            )
+
+    def key(self):
+        """A hash of every field, the source by its content: the run's cache key."""
+        fields = dataclasses.asdict(self)
+        fields["source"] = file_digest(self.source)
+        text = json.dumps(fields, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def label(self):
+        """`method` with its hyperparameters, e.g. `l2_sp(alpha=0.1)`."""
+        if not self.hparams:
+            return self.method
+        return f"{self.method}(" + ",".join(f"{k}={v:g}" for k, v in self.hparams) + ")"
+
+
+@functools.cache
+def file_digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def result_path(run, runs_dir):
+    return os.path.join(runs_dir, keras.backend.backend(), f"{run.key()}.json")
+
+
+def cached(run, runs_dir):
+    """The saved result of `run`, or None."""
+    path = result_path(run, runs_dir)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+@functools.cache
+def load_source(path):
+    """`(model, card)` of a source file: the `.keras` model and the JSON card saved beside it."""
+    with open(os.path.splitext(path)[0] + ".json") as handle:
+        card = json.load(handle)
+    return keras_tl.models.load_model(path, compile=False), card
+
+
+def load_splits(run, data_root):
+    """`(train, eval)` splits of `run` from `data_root`."""
+    _, card = load_source(run.source)
+    common = {
+        "image_size": run.image_size,
+        "preprocess": card.get("preprocess", card.get("backbone")),
+        "batch_size": run.batch_size,
+    }
+    spec = f"folder:{os.path.join(data_root, run.dataset)}"
+    sample = {"per_class": run.per_class, "seed": run.seed} if run.per_class else {"seed": run.seed}
+    train = keras_tl.data.load(spec, run.split, training=True, **common, **sample)
+    if run.eval_split == HOLDOUT:
+        evaluation = keras_tl.data.load(spec, run.split, training=False, complement=True, **common, **sample)
+    else:
+        evaluation = keras_tl.data.load(spec, run.eval_split, training=False, **common)
+    return train, evaluation
+
+
+def execute(run, data_root, runs_dir, verbose=0):
+    """Runs `run` unless its result is saved; returns the result dict (also saved as JSON).
+
+    A run that diverges (`NaNGuard`) is saved as `{"diverged": message}`: it is a result, and
+    rerunning the plan does not try it again.
+    """
+    saved = cached(run, runs_dir)
+    if saved is not None:
+        return saved
+    work_dir = os.path.join(runs_dir, keras.backend.backend(), run.key())
+    source, card = load_source(run.source)
+    train, evaluation = load_splits(run, data_root)
+    timer = keras_tl.callbacks.StepTimer(keras_tl.fine_tuning.steps_per_epoch(train))
+    result = {"run": dataclasses.asdict(run), "key": run.key(), "backend": keras.backend.backend()}
+    start = time.perf_counter()
+    try:
+        model, history = keras_tl.fine_tune(
+            keras_tl.methods.get(run.method, **dict(run.hparams)),
+            source,
+            train,
+            eval_data=evaluation,
+            epochs=run.epochs,
+            lr=run.lr,
+            momentum=run.momentum,
+            taps=backbones.default_taps(card["backbone"]),
+            seed=run.seed,
+            cache_dir=os.path.join(work_dir, "cache"),
+            backup_dir=os.path.join(work_dir, "backup"),
+            validation_freq=1 if run.curve else 0,
+            callbacks=[timer],
+            verbose=verbose,
+        )
+    except FloatingPointError as error:
+        result["diverged"] = str(error)
+    else:
+        result.update(keras_tl.data.evaluate(model, evaluation.dataset, evaluation.num_classes))
+        result["history"] = {k: [float(v) for v in values] for k, values in history.history.items()}
+        result["step_seconds"] = timer.step_seconds()
+        for regularizer in model.regularizers:
+            if isinstance(regularizer, keras_tl.regularizers.DiscrepantDiffusion):
+                result["di2_k"] = len(regularizer.sequences[0])
+    result.update(
+        seconds=round(time.perf_counter() - start, 1),
+        train_examples=train.num_examples,
+        eval_examples=evaluation.num_examples,
+        num_classes=train.num_classes,
+    )
+    files.write_json(result_path(run, runs_dir), result)
+    return result

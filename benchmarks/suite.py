@@ -1,0 +1,122 @@
+"""The offline transfer benchmark on the real data of ../shared/data, resumable, on the library API.
+
+    python -m benchmarks.suite                       # every plan, in order; reruns skip finished runs
+    python -m benchmarks.suite --plans=dtnh:l2_sp    # one plan
+    python -m benchmarks.suite --quick               # CI: DTD-10, 3 epochs, 1 seed, every method
+    python -m benchmarks.suite --report              # rewrite docs/BENCHMARKS.md from saved runs
+
+Plans (see `benchmarks.plans`): `schedule:<dataset>` (L2's validation curve at growing epochs:
+the converged schedule), `grid` (each method's coefficient around the paper's value, on
+DTD-10's val split), `table:<dataset>` (every method, every seed, test split), `dtnh[:<method>]`
+(X and DTNH(X) over α on DTD-10). Each run is cached by the hash of its config under
+--runs_dir, so a killed suite resumes where it stopped and plans share runs.
+"""
+
+import os
+import time
+
+from absl import app, flags, logging
+
+from benchmarks import plans, report
+from benchmarks.runs import cached, execute
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCES = os.path.join(PROJECT_ROOT, "saved_models", "sources")
+DEFAULT_PLANS = [
+    "schedule:dtd10",
+    "dtnh:l2_sp",
+    "grid",
+    "table:dtd10",
+    "schedule:caltech101",
+    "table:caltech101",
+    "dtnh:knowdist",
+]
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("plans", DEFAULT_PLANS, "Plans to run, in order.")
+flags.DEFINE_list("methods", list(plans.METHODS), "Methods of the table plans.")
+flags.DEFINE_string(
+    "data_root", os.path.join(PROJECT_ROOT, "..", "shared", "data"), "The shared data folder."
+)
+flags.DEFINE_string(
+    "cross_entropy_source",
+    os.path.join(SOURCES, "tin32_cifar_resnet20_cross_entropy_e10_b128_lr0.1_s0.keras"),
+    "The cross-entropy source (.keras with its .json card).",
+)
+flags.DEFINE_string(
+    "pgd_source",
+    os.path.join(SOURCES, "tin32_cifar_resnet20_pgd_e10_b128_lr0.1_s0.keras"),
+    "The PGD source of DSD.",
+)
+flags.DEFINE_integer("seeds", 3, "Seeds per table entry.", lower_bound=1)
+flags.DEFINE_string("runs_dir", "runs/suite", "Where each run's result is cached.")
+flags.DEFINE_string("results_dir", "docs/benchmarks", "Where the report's JSON and plots go.")
+flags.DEFINE_string("doc", "docs/BENCHMARKS.md", "The report.")
+flags.DEFINE_boolean("quick", False, "CI: DTD-10, 3 epochs, 1 seed, every method.")
+flags.DEFINE_boolean("report", False, "Only rewrite the report from saved runs.")
+flags.DEFINE_integer("verbose", 0, "Keras fit verbosity.", lower_bound=0, upper_bound=2)
+
+
+def settings_from(fv):
+    return plans.Settings(
+        sources=(("cross_entropy", fv.cross_entropy_source), ("pgd", fv.pgd_source)),
+        data_root=fv.data_root,
+        runs_dir=os.path.join(fv.runs_dir, "quick") if fv.quick else fv.runs_dir,
+        seeds=1 if fv.quick else fv.seeds,
+        quick=fv.quick,
+    )
+
+
+def run_plan(settings, name, labels, verbose=0):
+    """Runs every run of plan `name` not yet saved, until the plan asks for no more; returns its results.
+
+    A plan grows as results arrive (a grid's winning edge, the schedule's epochs), so it is
+    recomputed after each pass.
+    """
+    done = {}
+    while True:
+        todo = [r for r in plans.plan(settings, name, labels) if r.key() not in done]
+        if not todo:
+            return list(done.values())
+        for index, run in enumerate(todo):
+            start = time.perf_counter()
+            was_cached = cached(run, settings.runs_dir) is not None
+            result = execute(run, settings.data_root, settings.runs_dir, verbose=verbose)
+            done[run.key()] = result
+            if not was_cached:
+                outcome = "diverged" if "diverged" in result else f"top-1 {100 * result['top1']:.1f}"
+                logging.info(
+                    "[%s %d/%d] %s %s seed %d %s/%s, %d epochs: %s (%.0f s)",
+                    name,
+                    index + 1,
+                    len(todo),
+                    run.dataset,
+                    run.label,
+                    run.seed,
+                    run.split,
+                    run.eval_split,
+                    run.epochs,
+                    outcome,
+                    time.perf_counter() - start,
+                )
+
+
+def main(argv):
+    del argv
+    settings = settings_from(FLAGS)
+    if not FLAGS.report:
+        names = ["table:dtd10"] if FLAGS.quick else FLAGS.plans
+        for name in names:
+            results = run_plan(settings, name, FLAGS.methods, FLAGS.verbose)
+            logging.info("Plan %s: %d runs", name, len(results))
+        if FLAGS.quick:
+            report.check_beats_chance(run_plan(settings, "table:dtd10", FLAGS.methods))
+            print("Every method beats chance.")
+            return
+    path = report.write(settings, FLAGS.doc, FLAGS.results_dir, labels=FLAGS.methods)
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
