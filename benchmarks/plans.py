@@ -106,12 +106,13 @@ def top1(result):
 
 
 def schedule_runs(settings, dataset):
-    """L2, seed 0, at each of `SCHEDULE_EPOCHS` (extended while the longest is best), with curves."""
+    """L2, seed 0, at each of `SCHEDULE_EPOCHS` (doubled while the longest still gains), with curves."""
     epochs = list(SCHEDULE_EPOCHS)
     while True:
         runs = [_run(settings, dataset, "l2", e, selection=True, curve=True) for e in epochs]
         scores = [top1(cached(r, settings.runs_dir)) for r in runs]
-        if None in scores or int(np.argmax(scores)) != len(epochs) - 1 or len(epochs) >= 5:
+        # Longer only while the longest is still better than every shorter one by the plateau margin.
+        if None in scores or scores[-1] <= max(scores[:-1]) + PLATEAU or len(epochs) >= 5:
             return runs
         epochs.append(2 * epochs[-1])
 
@@ -144,7 +145,11 @@ def grid_values(settings, method, epochs):
         scores = [_grid_score(settings, method, v, epochs) for v in values]
         if None in scores:
             break
-        best = int(np.argmax([-1.0 if s < 0 else s for s in scores]))
+        best = int(np.argmax(scores))
+        if max(scores) < 0:
+            best = 0  # every value diverged: look at weaker ones
+        elif scores.count(scores[best]) > 1:
+            break  # a tie at the edge is no evidence that the optimum lies beyond it
         if best == 0:
             values.insert(0, values[0] / 10)
         elif best == len(values) - 1:

@@ -1,6 +1,56 @@
-"""docs/BENCHMARKS.md from the saved runs: tables with paired statistics, curves, the DTNH sweep."""
+"""docs/BENCHMARKS.md from the saved runs: schedule, grids, tables with paired statistics, the DTNH sweep.
 
+Only saved results are read (nothing is trained here); a run not finished yet is listed as
+pending. Paired statistics: seed s draws the same few-shot sample and the same initial head
+for every method, so a method's difference to L2 (or L2-SP) is taken per seed and summarised
+as mean ± std with a 95 % t-interval and a sign count.
+"""
+
+import json
 import math
+import os
+
+import keras
+import numpy as np
+
+from benchmarks import plans
+from benchmarks.runs import cached, file_digest, load_source
+from keras_tl.utils import files
+
+NAMES = {
+    "l2": "L2",
+    "l2_fe": "L2-FE",
+    "l2_sp": "L2-SP",
+    "knowdist": "KnowDist",
+    "delta": "DELTA",
+    "l2_sp_att": "L2-SP-ATT",
+    "afa": "AFA",
+    "spa_gca": "SPA→GCA",
+    "bss": "BSS",
+    "co_tuning": "Co-Tuning",
+    "lwf": "LwF",
+    "di2": "DI2 (CE source)",
+    "dsd": "DSD (PGD source + DI2)",
+    "l2_sp+dtnh": "DTNH(L2-SP)",
+    "knowdist+dtnh": "DTNH(KnowDist)",
+    "delta+dtnh": "DTNH(DELTA)",
+}
+# The papers' expected directions: (dataset, better, worse).
+DIRECTIONS = [
+    ("caltech101", "delta", "knowdist"),
+    ("caltech101", "knowdist", "l2"),
+    ("dtd10", "delta", "knowdist"),
+    ("caltech101", "l2_sp+dtnh", "l2_sp"),
+    ("dtd10", "l2_sp+dtnh", "l2_sp"),
+    ("caltech101", "knowdist+dtnh", "knowdist"),
+    ("dtd10", "knowdist+dtnh", "knowdist"),
+    ("caltech101", "delta+dtnh", "delta"),
+    ("dtd10", "delta+dtnh", "delta"),
+    ("caltech101", "dsd", "co_tuning"),
+    ("dtd10", "dsd", "co_tuning"),
+]
+# Two-sided 95 % Student t quantiles by degrees of freedom (scipy is not a dependency).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def chance_threshold(num_classes, num_examples, z=3.09):
@@ -27,5 +77,382 @@ def check_beats_chance(results):
         )
 
 
-def write(settings, doc, results_dir, labels):
-    raise NotImplementedError
+# ------------------------------------------------------------------------------------ statistics
+
+
+def paired(values, reference):
+    """`{"n", "mean", "std", "low", "high", "wins", "losses"}` of the per-seed differences, or None.
+
+    `values`, `reference`: `{seed: top-1}`; only seeds both have are paired. The interval is
+    the 95 % t-interval of the mean difference (None with fewer than 2 pairs).
+    """
+    seeds = sorted(set(values) & set(reference))
+    if not seeds:
+        return None
+    diffs = np.array([values[s] - reference[s] for s in seeds])
+    stats = {"n": len(seeds), "mean": float(diffs.mean()), "wins": int((diffs > 0).sum())}
+    stats["losses"] = int((diffs < 0).sum())
+    stats["std"] = float(diffs.std(ddof=1)) if len(seeds) > 1 else 0.0
+    half = T95.get(len(seeds) - 1, 1.96) * stats["std"] / math.sqrt(len(seeds)) if len(seeds) > 1 else None
+    stats["low"] = None if half is None else stats["mean"] - half
+    stats["high"] = None if half is None else stats["mean"] + half
+    return stats
+
+
+def sign_test(wins, losses):
+    """Two-sided exact sign-test p-value (ties dropped)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def verdict(stats):
+    """'holds' / 'reversed' when the t-interval excludes 0, else 'not resolved' (within noise)."""
+    if stats is None:
+        return "not run"
+    if stats["low"] is not None and stats["low"] > 0:
+        return "holds"
+    if stats["high"] is not None and stats["high"] < 0:
+        return "reversed"
+    return "holds (≥ 0, not significant)" if stats["mean"] >= 0 else "not resolved (< 0, not significant)"
+
+
+def _pct(value, sign=False):
+    return "—" if value is None else (f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}")
+
+
+def _diff_cell(stats):
+    if stats is None:
+        return "—"
+    interval = "" if stats["low"] is None else f" [{_pct(stats['low'], True)}, {_pct(stats['high'], True)}]"
+    return f"{_pct(stats['mean'], True)} ± {100 * stats['std']:.1f}{interval} ({stats['wins']}/{stats['n']})"
+
+
+# ------------------------------------------------------------------------------------ collecting
+
+
+def by_seed(results):
+    """`{seed: top-1}` of the finished, non-diverged results."""
+    return {r["run"]["seed"]: r["top1"] for r in results if r is not None and "diverged" not in r}
+
+
+def collect(settings, runs):
+    """`[(run, result or None)]`."""
+    return [(run, cached(run, settings.runs_dir)) for run in runs]
+
+
+def table_entries(settings, dataset, labels):
+    """`{label: [results]}` of the table plan (finished runs only)."""
+    entries = {}
+    for label in labels:
+        runs = plans.table_runs(settings, dataset, [label])
+        entries[label] = [result for _, result in collect(settings, runs) if result is not None]
+    return entries
+
+
+# ------------------------------------------------------------------------------------ sections
+
+
+def upstream_accuracy(settings, loss):
+    """Top-1 of a source's 200-way head on Tiny-ImageNet-32's validation split (cached by file digest)."""
+    path = settings.source(loss)
+    saved = os.path.join(
+        settings.runs_dir, keras.backend.backend(), f"upstream_{file_digest(path)[:16]}.json"
+    )
+    if os.path.isfile(saved):
+        with open(saved) as handle:
+            return json.load(handle)
+    import keras_tl.data
+
+    model, card = load_source(path)
+    data = keras_tl.data.load(
+        f"tfrecord:{os.path.join(settings.data_root, 'tiny-imagenet-32')}",
+        "validation",
+        image_size=settings.image_size,
+        preprocess=card.get("preprocess"),
+        batch_size=256,
+        training=False,
+    )
+    result = {"path": os.path.basename(path), "card": {k: v for k, v in card.items() if k != "class_names"}}
+    result.update(keras_tl.data.evaluate(model, data.dataset, data.num_classes))
+    files.write_json(saved, result)
+    return result
+
+
+def upstream_section(settings):
+    lines = ["| source | upstream loss | Tiny-ImageNet-32 val top-1 (%) |", "|---|---|---|"]
+    for loss, _ in settings.sources:
+        result = upstream_accuracy(settings, loss)
+        lines.append(f"| `{result['path']}` | {loss} | {_pct(result['top1'])} |")
+    return "\n".join(lines)
+
+
+def schedule_section(settings, dataset):
+    runs = collect(settings, plans.schedule_runs(settings, dataset))
+    chosen = plans.chosen_epochs(settings, dataset)
+    what = (
+        "its val split"
+        if plans.DATASETS[dataset]["selection_split"] == "val"
+        else ("the train images its 30-per-class sample leaves out")
+    )
+    lines = [
+        f"**{dataset}** — L2, seed 0, validated on {what}; chosen: "
+        + (f"**{chosen} epochs**" if chosen else "pending"),
+        "",
+        "| epochs | steps | val top-1 (%) | val top-1 by epoch (every 5th) |",
+        "|---|---|---|---|",
+    ]
+    for run, result in runs:
+        if result is None or "diverged" in result:
+            lines.append(f"| {run.epochs} | | {'pending' if result is None else 'diverged'} | |")
+            continue
+        steps = run.epochs * (result["train_examples"] // run.batch_size)
+        curve = result["history"].get("val_accuracy", [])
+        points = ", ".join(_pct(v) for v in curve[4::5])
+        lines.append(f"| {run.epochs} | {steps} | {_pct(result['top1'])} | {points} |")
+    return "\n".join(lines)
+
+
+def grid_section(settings):
+    epochs = plans.chosen_epochs(settings, "dtd10")
+    if epochs is None:
+        return "Pending (needs DTD-10's schedule)."
+    lines = [
+        "| method | coefficient | paper value (at batch 32) | val top-1 (%) by value | chosen |",
+        "|---|---|---|---|---|",
+    ]
+    for method, (name, _, _) in plans.GRIDS.items():
+        values = plans.grid_values(settings, method, epochs)
+        cells = []
+        for value in values:
+            score = plans._grid_score(settings, method, value, epochs)
+            cells.append(
+                f"{value:g}: " + ("pending" if score is None else "NaN" if score < 0 else _pct(score))
+            )
+        chosen = plans.chosen_hparams(settings, method)
+        chosen_text = "pending" if chosen is None else f"{chosen[0][1]:g}"
+        paper = plans.paper_value(method, settings.batch_size)
+        lines.append(f"| {NAMES[method]} | {name} | {paper:g} | {'; '.join(cells)} | {chosen_text} |")
+    return "\n".join(lines)
+
+
+def table_section(settings, dataset, labels):
+    entries = table_entries(settings, dataset, labels)
+    reference_step = _median([r.get("step_seconds") for r in entries.get("l2", []) if "step_seconds" in r])
+    lines = [
+        "| method | coefficient | top-1 (%) | mean per-class (%) | Δ vs L2 (paired, 95 % CI, wins/n) "
+        "| Δ vs L2-SP | step time / L2 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label in labels:
+        results = entries.get(label, [])
+        finished = [r for r in results if "diverged" not in r]
+        hparams = plans.chosen_hparams(settings, plans.METHODS[label][0])
+        coefficient = "" if not hparams else ", ".join(f"{k}={v:g}" for k, v in hparams)
+        if not results:
+            lines.append(f"| {NAMES[label]} | {coefficient} | pending | | | | |")
+            continue
+        diverged = [r["run"]["seed"] for r in results if "diverged" in r]
+        top1 = [r["top1"] for r in finished]
+        mpc = [r["mean_per_class"] for r in finished]
+        cell = _mean_std(top1) + (f" (diverged: seeds {diverged})" if diverged else "")
+        step = _median([r.get("step_seconds") for r in finished])
+        ratio = f"{step / reference_step:.2f}" if step and reference_step else "—"
+        lines.append(
+            f"| {NAMES[label]} | {coefficient} | {cell} | {_mean_std(mpc)} "
+            f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2', []))))} "
+            f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2_sp', []))))} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def directions_section(settings, labels):
+    tables = {d: table_entries(settings, d, labels) for d in plans.DATASETS}
+    lines = ["| data set | claim | paired Δ (points) | sign test p | verdict |", "|---|---|---|---|---|"]
+    for dataset, better, worse in DIRECTIONS:
+        if better not in labels or worse not in labels:
+            continue
+        stats = paired(by_seed(tables[dataset].get(better, [])), by_seed(tables[dataset].get(worse, [])))
+        p = "—" if stats is None else f"{sign_test(stats['wins'], stats['losses']):.2f}"
+        lines.append(
+            f"| {dataset} | {NAMES[better]} ≥ {NAMES[worse]} | {_diff_cell(stats)} | {p} | {verdict(stats)} |"
+        )
+    return "\n".join(lines)
+
+
+def dtnh_section(settings, results_dir):
+    epochs = plans.chosen_epochs(settings, "dtd10")
+    if epochs is None:
+        return "Pending (needs DTD-10's schedule)."
+    l2 = by_seed([r for _, r in collect(settings, plans.dtnh_runs(settings, ())) if r is not None])
+    lines = [
+        f"DTD-10 test split, {epochs} epochs, seeds 0-{settings.seeds - 1}. L2 (no pull to the source): "
+        f"{_mean_std(list(l2.values()))} %.",
+        "",
+        "| X | α | X top-1 (%) | DTNH(X) top-1 (%) | DTNH(X) − X (paired) | X − L2 | DTNH(X) − L2 "
+        "| ∠(∇J+∇Ω, ∇J) | projected steps |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    curves = {}
+    for method, alphas in plans.DTNH_SWEEP.items():
+        for alpha in alphas:
+            row = {}
+            for label in (method, method + "+dtnh"):
+                runs = [
+                    plans._run(settings, "dtd10", label, epochs, seed=s, hparams=(("alpha", alpha),))
+                    for s in range(settings.seeds)
+                ]
+                row[label] = [r for _, r in collect(settings, runs) if r is not None]
+            x, d = (by_seed([r for r in row[k] if "diverged" not in r]) for k in (method, method + "+dtnh"))
+            angles = [
+                r["history"].get("dtnh/angle_sum_loss", [None])[-1]
+                for r in row[method + "+dtnh"]
+                if "history" in r
+            ]
+            projected = [
+                r["history"].get("dtnh/projected", [None])[-1]
+                for r in row[method + "+dtnh"]
+                if "history" in r
+            ]
+            curves.setdefault(method, []).append((alpha, x, d))
+            lines.append(
+                f"| {NAMES[method]} | {alpha:g} | {_cell(row[method])} | {_cell(row[method + '+dtnh'])} "
+                f"| {_diff_cell(paired(d, x))} | {_diff_cell(paired(x, l2))} | {_diff_cell(paired(d, l2))} "
+                f"| {_mean_deg(angles)} | {_mean_frac(projected)} |"
+            )
+    _plot_dtnh(curves, l2, os.path.join(results_dir, "dtnh_sweep.png"))
+    return "\n".join(lines)
+
+
+def _cell(results):
+    if not results:
+        return "pending"
+    finished = [r["top1"] for r in results if "diverged" not in r]
+    diverged = len(results) - len(finished)
+    text = _mean_std(finished) if finished else ""
+    return text + (f" ({diverged} diverged)" if diverged else "")
+
+
+def _mean_std(values):
+    if not values:
+        return "—"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{100 * np.mean(values):.1f} ± {100 * std:.1f} (n={len(values)})"
+
+
+def _mean_deg(values):
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.1f}°" if values else "—"
+
+
+def _mean_frac(values):
+    values = [v for v in values if v is not None]
+    return f"{100 * np.mean(values):.0f} %" if values else "—"
+
+
+def _median(values):
+    values = [v for v in values if v]
+    return float(np.median(values)) if values else None
+
+
+# ------------------------------------------------------------------------------------ plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _plot_dtnh(curves, l2, path):
+    if not curves:
+        return
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(1, len(curves), figsize=(5 * len(curves), 3.8), squeeze=False)
+    for axis, (method, points) in zip(axes[0], curves.items(), strict=True):
+        for index, name in ((1, NAMES[method]), (2, f"DTNH({NAMES[method]})")):
+            xs = [a for a, *_ in points if _[index - 1]]
+            ys = [100 * np.mean(list(p[index].values())) for p in points if p[index]]
+            es = [100 * np.std(list(p[index].values())) for p in points if p[index]]
+            if xs:
+                axis.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        if l2:
+            axis.axhline(100 * np.mean(list(l2.values())), color="grey", ls="--", label="L2")
+        axis.set(xscale="log", xlabel="α", ylabel="DTD-10 test top-1 (%)", title=NAMES[method])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    pyplot.close(figure)
+
+
+def _plot_schedule(settings, path):
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(
+        1, len(plans.DATASETS), figsize=(5 * len(plans.DATASETS), 3.6), squeeze=False
+    )
+    for axis, dataset in zip(axes[0], plans.DATASETS, strict=True):
+        for run, result in collect(settings, plans.schedule_runs(settings, dataset)):
+            curve = (result or {}).get("history", {}).get("val_accuracy")
+            if curve:
+                axis.plot(np.arange(1, len(curve) + 1), 100 * np.asarray(curve), label=f"{run.epochs} epochs")
+        axis.set(title=f"{dataset}: L2, validation", xlabel="epoch", ylabel="top-1 (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    pyplot.close(figure)
+
+
+# ------------------------------------------------------------------------------------ document
+
+
+def every_run(settings, labels):
+    """Every saved result any plan refers to, once."""
+    seen = {}
+    names = (
+        [f"schedule:{d}" for d in plans.DATASETS] + ["grid", "dtnh"] + [f"table:{d}" for d in plans.DATASETS]
+    )
+    for name in names:
+        for run, result in collect(settings, plans.plan(settings, name, labels)):
+            if result is not None:
+                seen[run.key()] = result
+    return list(seen.values())
+
+
+def write(settings, doc, results_dir, labels, intro_path=None):
+    """Writes `doc` (markdown), its plots and `runs_<backend>.json` into `results_dir`; returns `doc`."""
+    os.makedirs(results_dir, exist_ok=True)
+    backend = keras.backend.backend()
+    runs = every_run(settings, labels)
+    files.write_json(os.path.join(results_dir, f"runs_{backend}.json"), runs)
+    _plot_schedule(settings, os.path.join(results_dir, "schedule.png"))
+    intro_path = intro_path or os.path.join(results_dir, "notes.md")
+    intro = open(intro_path).read().strip() if os.path.isfile(intro_path) else ""
+    sections = [
+        "# Benchmarks",
+        "<!-- Written by `python -m benchmarks.suite --report` from the saved runs; notes from "
+        "docs/benchmarks/notes.md. -->",
+        intro,
+        "## Sources\n\n" + upstream_section(settings),
+        "## Schedule (L2's validation curve)\n\n![schedule](benchmarks/schedule.png)\n\n"
+        + "\n\n".join(schedule_section(settings, d) for d in plans.DATASETS),
+        "## Coefficients (DTD-10 val split, seed 0)\n\n" + grid_section(settings),
+        "## DTNH where the pull is too strong\n\n"
+        + dtnh_section(settings, results_dir)
+        + "\n\n![DTNH sweep](benchmarks/dtnh_sweep.png)",
+    ]
+    for dataset in plans.DATASETS:
+        sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
+    sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
+    sections.append(
+        f"Every run's JSON: `docs/benchmarks/runs_{backend}.json` ({len(runs)} runs; key = hash of the "
+        "run's config, see `benchmarks/runs.py`)."
+    )
+    files.write_atomic(doc, "\n\n".join(s for s in sections if s) + "\n")
+    return doc

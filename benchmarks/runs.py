@@ -174,5 +174,12 @@ def execute(run, data_root, runs_dir, verbose=0):
         eval_examples=evaluation.num_examples,
         num_classes=train.num_classes,
     )
-    files.write_json(result_path(run, runs_dir), result)
+    save_result(run, runs_dir, result)
     return result
+
+
+def save_result(run, runs_dir, result):
+    """Writes `result` as `run`'s saved result (atomically: a kill leaves the old file or none)."""
+    path = result_path(run, runs_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    files.write_json(path, result)

@@ -82,7 +82,11 @@ CASES = {
     "lwf": (lambda *_: {"regularizers": [_output_level("lwf")]}, "plain", 1.35),
     # Feature-map terms: one frozen source forward pass more than plain fine-tuning (<= 1.35).
     **{
-        name: (lambda source, taps, name=name: {"regularizers": [_feature_map(name, source, taps)]}, "plain", 1.35)
+        name: (
+            lambda source, taps, name=name: {"regularizers": [_feature_map(name, source, taps)]},
+            "plain",
+            1.35,
+        )
         for name in ("distillation", "delta", "ast", "act", "spa", "gca")
     },
     "l2_sp_attention": (
@@ -121,7 +125,9 @@ def build_model(name, source, taps):
         features = source.layers[-1].input
         model = keras.Model(source.inputs, keras.layers.Dense(NUM_CLASSES, name="head")(features))
     else:
-        model = keras_tl.TransferModel(source, NUM_CLASSES, taps=taps, source_head=True, **CASES[name][0](source, taps))
+        model = keras_tl.TransferModel(
+            source, NUM_CLASSES, taps=taps, source_head=True, **CASES[name][0](source, taps)
+        )
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -131,8 +137,15 @@ def build_model(name, source, taps):
 
 def time_case(model, x, y, batch_size, steps):
     timer = _StepTimer()
-    model.fit(x[: batch_size * steps], y[: batch_size * steps], batch_size=batch_size, epochs=1, verbose=0,
-              callbacks=[timer], shuffle=False)
+    model.fit(
+        x[: batch_size * steps],
+        y[: batch_size * steps],
+        batch_size=batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=[timer],
+        shuffle=False,
+    )
     return timer.times
 
 
@@ -163,7 +176,9 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     size = args.image_size or keras_tl.backbones.default_input_shape(args.backbone)[0]
     input_shape = (size, size, 3)
-    source = keras_tl.backbones.build(args.backbone, input_shape=input_shape, include_top=True, classes=SOURCE_CLASSES)
+    source = keras_tl.backbones.build(
+        args.backbone, input_shape=input_shape, include_top=True, classes=SOURCE_CLASSES
+    )
     taps = keras_tl.backbones.default_taps(args.backbone)
     rng = np.random.default_rng(0)
     n = args.batch_size * max(args.steps, args.warmup)
@@ -180,8 +195,10 @@ def main(argv=None):
             times[name] += time_case(models[name], x, y, args.batch_size, args.steps)
 
     medians = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"backend={keras.backend.backend()} backbone={args.backbone} input={input_shape} batch={args.batch_size} "
-          f"policy={args.policy} steps={args.steps}x{args.rounds} rounds")
+    print(
+        f"backend={keras.backend.backend()} backbone={args.backbone} input={input_shape} batch={args.batch_size} "
+        f"policy={args.policy} steps={args.steps}x{args.rounds} rounds"
+    )
     print(f"{'case':<22}{'median ms':>10}{'images/s':>10}  {'ratio':>16}  target")
     results = {}
     for name in names:
@@ -190,7 +207,9 @@ def main(argv=None):
         ratio_text = f"{ratio:.3f} vs {baseline}" if baseline else "-"
         verdict = "" if target is None else f"<= {target} {'met' if ratio <= target else 'NOT met'}"
         images_per_second = args.batch_size / medians[name]
-        print(f"{name:<22}{medians[name] * 1e3:>10.1f}{images_per_second:>10.1f}  {ratio_text:>16}  {verdict}")
+        print(
+            f"{name:<22}{medians[name] * 1e3:>10.1f}{images_per_second:>10.1f}  {ratio_text:>16}  {verdict}"
+        )
         results[name] = {
             "median_s": medians[name],
             "images_per_s": images_per_second,
@@ -200,7 +219,9 @@ def main(argv=None):
         }
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"backend": keras.backend.backend(), "args": vars(args), "results": results}, f, indent=2)
+            json.dump(
+                {"backend": keras.backend.backend(), "args": vars(args), "results": results}, f, indent=2
+            )
     return results
 
 

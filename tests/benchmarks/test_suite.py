@@ -1,0 +1,174 @@
+"""The benchmark suite: run keys, the plans' selection rules, paired statistics, `--quick` end to end."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from benchmarks import plans, report, suite
+from benchmarks.runs import HOLDOUT, Run, cached, save_result
+
+
+@pytest.fixture
+def sources(tmp_path):
+    paths = {}
+    for name, content in (("a", b"one"), ("b", b"one"), ("c", b"two")):
+        paths[name] = str(tmp_path / f"{name}.keras")
+        with open(paths[name], "wb") as handle:
+            handle.write(content)
+    return paths
+
+
+def test_run_key_covers_every_field_and_the_source_by_content(sources):
+    run = Run("dtd10", "l2_sp", sources["a"], hparams={"beta": 0.1, "alpha": 1.0})
+    assert run.hparams == (("alpha", 1.0), ("beta", 0.1))  # order-free
+    assert run.key() == Run("dtd10", "l2_sp", sources["a"], hparams={"alpha": 1.0, "beta": 0.1}).key()
+    assert run.key() == dataclasses.replace(run, source=sources["b"]).key()  # same bytes
+    changed = [dataclasses.replace(run, source=sources["c"])] + [
+        dataclasses.replace(run, **{field: value})
+        for field, value in [("seed", 1), ("epochs", 31), ("lr", 0.02), ("method", "l2"), ("curve", True)]
+    ]
+    keys = {r.key() for r in changed}
+    assert run.key() not in keys and len(keys) == len(changed)
+    assert run.label == "l2_sp(alpha=1,beta=0.1)"
+    with pytest.raises(ValueError, match="Expected per_class > 0 with eval_split='holdout'"):
+        Run("dtd10", "l2", sources["a"], eval_split=HOLDOUT)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.seed = 3
+
+
+def settings_for(tmp_path, sources, **kwargs):
+    return plans.Settings(
+        sources=(("cross_entropy", sources["a"]), ("pgd", sources["c"])),
+        data_root=str(tmp_path),
+        runs_dir=str(tmp_path / "runs"),
+        **kwargs,
+    )
+
+
+def save(settings, run, top1=None, diverged=False, **extra):
+    result = (
+        {"run": dataclasses.asdict(run), "diverged": "NaN"} if diverged else {"run": dataclasses.asdict(run)}
+    )
+    if not diverged:
+        result.update(top1=top1, mean_per_class=top1, history={}, **extra)
+    save_result(run, settings.runs_dir, result)
+
+
+def test_schedule_is_the_fewest_epochs_within_the_plateau_and_extends_while_the_longest_wins(
+    tmp_path, sources
+):
+    settings = settings_for(tmp_path, sources)
+    runs = plans.schedule_runs(settings, "caltech101")
+    assert [r.epochs for r in runs] == [10, 20, 40]
+    assert all(r.eval_split == HOLDOUT and r.per_class == 30 and r.curve and r.method == "l2" for r in runs)
+    assert plans.chosen_epochs(settings, "caltech101") is None
+    for run, top1 in zip(runs, (0.50, 0.60, 0.70), strict=True):
+        save(settings, run, top1)
+    extended = plans.schedule_runs(settings, "caltech101")
+    assert [r.epochs for r in extended] == [10, 20, 40, 80]  # the longest was best: one more
+    save(settings, extended[-1], 0.705)
+    assert plans.chosen_epochs(settings, "caltech101") == 40  # 0.70 is within 1 point of 0.705
+    dtd = plans.schedule_runs(settings, "dtd10")
+    assert {r.eval_split for r in dtd} == {"val"} and {r.per_class for r in dtd} == {0}
+
+
+def test_grid_is_centred_on_the_paper_value_and_extends_past_a_winning_edge(tmp_path, sources):
+    settings = settings_for(tmp_path, sources)
+    for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
+        save(settings, run, top1)
+    assert plans.chosen_epochs(settings, "dtd10") == 20
+    # KnowDist sums over the batch: the paper's α = 0.01 at batch 64 is 0.02 at batch 32.
+    assert plans.grid_values(settings, "knowdist", 20) == pytest.approx([0.002, 0.02, 0.2])
+    grid = [r for r in plans.grid_runs(settings) if r.method == "knowdist"]
+    assert all(r.eval_split == "val" and r.seed == 0 and r.epochs == 20 for r in grid)
+    for run, outcome in zip(grid, (0.5, None, None), strict=True):
+        save(settings, run, outcome, diverged=outcome is None)
+    assert plans.grid_values(settings, "knowdist", 20) == pytest.approx([0.0002, 0.002, 0.02, 0.2])
+    assert plans.chosen_hparams(settings, "knowdist+dtnh") is None  # 0.0002 not run yet
+    low = next(r for r in plans.grid_runs(settings) if r.method == "knowdist" and r.hparams[0][1] == 0.0002)
+    save(settings, low, 0.5)  # a tie keeps the first (the weaker pull)
+    assert plans.chosen_hparams(settings, "knowdist+dtnh") == (("alpha", 0.0002),)
+    assert plans.chosen_hparams(settings, "l2") == ()
+    for run in [r for r in plans.grid_runs(settings) if r.method == "afa"]:
+        save(settings, run, diverged=True)
+    assert plans.grid_values(settings, "afa", 20) == pytest.approx([0.0001, 0.001, 0.01, 0.1])
+
+
+def test_table_pairs_seeds_across_methods(tmp_path, sources):
+    settings = settings_for(tmp_path, sources, seeds=3)
+    for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
+        save(settings, run, top1)
+    runs = plans.table_runs(settings, "dtd10", ["l2", "l2_fe", "dsd"])
+    assert [(r.method, r.seed) for r in runs] == [(m, s) for m in ("l2", "l2_fe") for s in range(3)]
+    for run in plans.grid_runs(settings):
+        if run.method == "di2":
+            save(settings, run, 0.3)
+    dsd = [r for r in plans.table_runs(settings, "dtd10", ["dsd"])]
+    assert {r.source for r in dsd} == {sources["c"]} and dsd[0].hparams == (("lam", 0.0001),)
+
+
+def test_paired_statistics_match_scipy():
+    values = {0: 0.52, 1: 0.55, 2: 0.50, 3: 0.58}
+    reference = {0: 0.50, 1: 0.51, 2: 0.51, 3: 0.53, 9: 0.9}  # seed 9 has no pair
+    stats = report.paired(values, reference)
+    diffs = np.array([0.02, 0.04, -0.01, 0.05])
+    interval = scipy_stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+    assert stats["n"] == 4 and stats["wins"] == 3 and stats["losses"] == 1
+    np.testing.assert_allclose([stats["mean"], stats["std"]], [diffs.mean(), diffs.std(ddof=1)])
+    np.testing.assert_allclose([stats["low"], stats["high"]], [interval.low, interval.high], rtol=1e-3)
+    for wins, losses in ((3, 1), (5, 0), (2, 2), (0, 7)):
+        expected = scipy_stats.binomtest(wins, wins + losses).pvalue
+        assert report.sign_test(wins, losses) == pytest.approx(expected)
+    assert report.verdict(stats) == "holds (≥ 0, not significant)"
+    assert report.verdict(report.paired({0: 0.6, 1: 0.62, 2: 0.61}, {0: 0.5, 1: 0.51, 2: 0.5})) == "holds"
+
+
+def test_beats_chance_names_every_failing_run():
+    def result(method, top1=None):
+        entry = {
+            "run": {"dataset": "dtd10", "method": method, "seed": 0},
+            "num_classes": 10,
+            "eval_examples": 400,
+        }
+        return {**entry, "diverged": "NaN"} if top1 is None else {**entry, "top1": top1}
+
+    report.check_beats_chance([result("l2", 0.5)])
+    with pytest.raises(
+        AssertionError, match=r"dtd10/bss seed 0: top-1 0.120 <= 0.146; dtd10/lwf seed 0: diverged$"
+    ):
+        report.check_beats_chance([result("l2", 0.5), result("bss", 0.12), result("lwf")])
+
+
+def test_a_saved_run_is_read_back_not_trained_again(tmp_path, sources, monkeypatch):
+    settings = settings_for(tmp_path, sources)
+    run = plans.schedule_runs(settings, "dtd10")[0]
+    save(settings, run, 0.42)
+    monkeypatch.setattr("keras_tl.fine_tune", lambda *a, **k: pytest.fail("trained a cached run"))
+    from benchmarks.runs import execute
+
+    assert execute(run, settings.data_root, settings.runs_dir)["top1"] == 0.42
+    assert cached(dataclasses.replace(run, seed=1), settings.runs_dir) is None
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="--quick's CI budget is 5 minutes; on JAX compiling 16 methods' steps alone takes longer",
+)
+@pytest.mark.skipif(
+    not os.path.isdir(os.path.join(suite.PROJECT_ROOT, "..", "shared", "data", "dtd10")),
+    reason="the shared data is not beside the project",
+)
+def test_quick_suite_every_method_beats_chance(tmp_path):
+    """The CI integration test: every method fine-tunes on DTD-10 through the library and beats chance."""
+    command = [sys.executable, "-m", "benchmarks.suite", "--quick", f"--runs_dir={tmp_path}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=suite.PROJECT_ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Every method beats chance." in done.stdout
+    saved = os.listdir(os.path.join(tmp_path, "quick", keras.backend.backend()))
+    assert len([name for name in saved if name.endswith(".json")]) == len(plans.METHODS)
