@@ -1,27 +1,25 @@
-"""What the apps share: flag groups and parsing, data and source loading, model cards.
+"""What the apps share: flag groups, parsing into frozen configs, data loading.
 
 Each app owns a `flags.FlagValues` of its own (not absl's global `FLAGS`), so that two apps
 imported in one process (the tests) never collide on a flag name, while `--flagfile`,
-validators and `python -m apps.<name> --help` work as usual.
+validators and `python -m apps.<name> --help` work as usual. Each app turns its flags into a
+frozen dataclass (`<App>Config.from_flags`) and `run(config)` uses only the config.
 """
 
+import dataclasses
 import functools
-import json
 import math
 import os
 import sys
 
 import keras
-import numpy as np
 from absl import app, flags
 
-import keras_tl.callbacks
-import keras_tl.models
-from keras_tl import backbones, distribute
 from keras_tl import data as tl_data
+from keras_tl import distribute
+from keras_tl.models.cards import PREPROCESS_CHOICES
 
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
-PREPROCESS_CHOICES = ("identity",) + backbones.NAMES
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -87,6 +85,58 @@ def parse(flag_values, argv):
     """Parses `argv` (program name first) from the defaults; raises `flags.Error` on a bad flag."""
     flag_values.unparse_flags()
     return flag_values(list(argv))
+
+
+def from_flags(cls, fv, **values):
+    """`cls` (a frozen config dataclass) with each field from the flag of its name, lists as tuples;
+    `values` set fields the flags do not give as they are. Use as `from_flags = classmethod(from_flags)`."""
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            value = fv[field.name].value
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+# ------------------------------------------------------------------------------------ configs
+# The fields of the flag groups below; an app's config adds its own and restates a default it changes.
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The fields of `define_data_flags`."""
+
+    dataset: str = "digits"
+    classes: tuple = ()
+    split: str = "train"
+    data_dir: str | None = None
+    image_size: int = 0
+    batch_size: int = 32
+    preprocess: str = ""
+
+    from_flags = classmethod(from_flags)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(DataConfig):
+    """The fields of `define_data_flags`, `define_sampling_flags`, `define_training_flags`,
+    `define_distribute_flag`, and `eval_split` and `backup_dir`."""
+
+    per_class: int = 0
+    fraction: float = 0.0
+    epochs: int = 10
+    lr: float = 0.01
+    momentum: float = 0.9
+    augment: str = "keras"
+    flip: bool | None = None
+    seed: int = 0
+    output_dir: str = "runs"
+    eval_split: str = "test"
+    backup_dir: str = ""
+    distribute: str = "none"
+
+    def backup(self, *parts):
+        """A checkpoint folder: `backup_dir` (default `<output_dir>/backup`) / `parts`."""
+        return os.path.join(self.backup_dir or os.path.join(self.output_dir, "backup"), *parts)
 
 
 def validator(flag_values, name, check):
@@ -242,7 +292,7 @@ def check_preprocess(value):
         )
 
 
-# ------------------------------------------------------------------------------------ data & models
+# ------------------------------------------------------------------------------------ data
 
 
 def class_list(values, dataset, digits_classes=()):
@@ -250,17 +300,6 @@ def class_list(values, dataset, digits_classes=()):
     if values:
         return list(values)
     return list(digits_classes) if dataset == "digits" and digits_classes else None
-
-
-def check_spec(spec):
-    tl_data.parse_spec(spec)
-
-
-class FlagView:
-    """Attribute access to keyword values, standing in for parsed flags (e.g. a second data set)."""
-
-    def __init__(self, **values):
-        self.__dict__.update(values)
 
 
 def export_name(dataset):
@@ -275,92 +314,28 @@ def flip_for(dataset, flip):
 
 
 def load_split(
-    fv, split, image_size, preprocess, training, seed=0, crops="center", sampled=False, digits_classes=()
+    config, split, image_size, preprocess, training, seed=0, crops="center", sampled=False, digits_classes=()
 ):
-    """`keras_tl.data.load` from the data flags of `fv` (see `class_list` for `digits_classes`)."""
+    """`keras_tl.data.load` from the data fields of an app's `config` (see `class_list` for `digits_classes`)."""
     sampling = {}
-    if sampled and getattr(fv, "per_class", 0):
-        sampling["per_class"] = fv.per_class
-    if sampled and getattr(fv, "fraction", 0.0):
-        sampling["fraction"] = fv.fraction
+    if sampled and getattr(config, "per_class", 0):
+        sampling["per_class"] = config.per_class
+    if sampled and getattr(config, "fraction", 0.0):
+        sampling["fraction"] = config.fraction
     return tl_data.load(
-        fv.dataset,
+        config.dataset,
         split,
         image_size=image_size,
         preprocess=preprocess,
-        batch_size=fv.batch_size,
+        batch_size=config.batch_size,
         training=training,
-        augment=getattr(fv, "augment", "keras"),
-        flip=flip_for(fv.dataset, getattr(fv, "flip", None)),
+        augment=getattr(config, "augment", "keras"),
+        flip=flip_for(config.dataset, getattr(config, "flip", None)),
         crops=crops,
-        classes=class_list(fv.classes, fv.dataset, digits_classes),
+        classes=class_list(config.classes, config.dataset, digits_classes),
         seed=seed,
-        data_dir=fv.data_dir,
+        data_dir=config.data_dir,
         # One batch shape in training: JAX compiles the train step once.
         drop_remainder=training,
         **sampling,
     )
-
-
-def describe_counts(split):
-    """`"150 training images in 5 classes, 30 per class (5: 30, 6: 30, ...)"`: what a run trains on."""
-    counts = np.bincount(split.labels, minlength=split.num_classes)
-    spread = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
-    shown = ", ".join(
-        f"{name}: {count}" for name, count in zip(split.class_names[:20], counts[:20], strict=True)
-    )
-    more = ", ..." if split.num_classes > 20 else ""
-    return (
-        f"{split.num_examples} training images in {split.num_classes} classes, {spread} per class "
-        f"({shown}{more})"
-    )
-
-
-def cross_entropy():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def input_size(model):
-    return tuple(int(d) for d in model.inputs[0].shape[1:3])
-
-
-# ------------------------------------------------------------------------------------ model cards
-
-
-def card_path(model_path):
-    return os.path.splitext(model_path)[0] + ".json"
-
-
-def save_model(model, path, card):
-    """Saves `model` (`.keras`) and, beside it, its card: what evaluation and export need to know."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    model.save(path)
-    with open(card_path(path), "w") as handle:
-        json.dump(card, handle, indent=2)
-
-
-def load_card(path):
-    """The card saved beside model `path` (`{}` if there is none)."""
-    if not os.path.isfile(card_path(path)):
-        return {}
-    with open(card_path(path)) as handle:
-        return json.load(handle)
-
-
-def resolve_preprocess(flag_value, card=None, model_name=None):
-    """The preprocessing: the flag, else the card's, else the backbone's by model name, else an error."""
-    if flag_value:
-        return flag_value
-    if card and card.get("preprocess"):
-        return card["preprocess"]
-    if model_name in backbones.NAMES:
-        return model_name
-    raise ValueError(
-        f"Cannot tell the model's preprocessing. Expected --preprocess to be one of {list(PREPROCESS_CHOICES)}."
-    )
-
-
-def load_keras_model(path, unsafe_deserialization=False):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected a saved Keras model file. Received: {path!r} (no such file)")
-    return keras_tl.models.load_model(path, unsafe_deserialization=unsafe_deserialization, compile=False)

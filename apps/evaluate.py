@@ -8,13 +8,15 @@ The model is a saved Keras classifier returning logits (`apps.finetune` writes o
 card beside it that gives its data set, classes and preprocessing; flags override the card).
 """
 
+import dataclasses
 import json
 
 from absl import flags
 
 from apps import common
+from keras_tl import models
 from keras_tl.data import evaluate as evaluate_model
-from keras_tl.data import transforms
+from keras_tl.data import parse_spec, transforms
 
 FLAGS = flags.FlagValues()
 common.define_loading_flag(FLAGS)
@@ -37,24 +39,34 @@ def _check_crops(crops):
         raise ValueError(f"Expected --crops from {list(transforms.CROPS)}. Received: {crops}")
 
 
-def run(fv):
-    """Evaluates with the parsed flags `fv`; returns `{crops: {"top1", "mean_per_class"}, ...}`."""
-    model = common.load_keras_model(fv.model, fv.unsafe_deserialization)
-    card = common.load_card(fv.model)
-    size = (fv.image_size,) * 2 if fv.image_size else common.input_size(model)
-    preprocess = common.resolve_preprocess(fv.preprocess, card, model.name)
-    view = common.FlagView(
-        dataset=fv.dataset or card.get("dataset") or "",
-        classes=fv.classes or ([str(c) for c in card["class_names"]] if card.get("class_names") else []),
-        data_dir=fv.data_dir,
-        batch_size=fv.batch_size,
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig(common.DataConfig):
+    """One `apps.evaluate` run: the flags of the same names (see `--help`), lists as tuples."""
+
+    dataset: str = ""
+    split: str = "test"
+    model: str = "runs/finetune/best_model.keras"
+    unsafe_deserialization: bool = False
+    crops: tuple = ("center", "ten")
+    output: str = ""
+
+
+def run(config):
+    """Evaluates as `config` (an `EvaluateConfig`) says; returns `{crops: {"top1", "mean_per_class"}, ...}`."""
+    model, card = models.load_model_and_card(config.model, config.unsafe_deserialization)
+    size = (config.image_size,) * 2 if config.image_size else models.cards.input_size(model)
+    preprocess = models.resolve_preprocess(config.preprocess, card, model.name)
+    data = dataclasses.replace(
+        config,
+        dataset=config.dataset or card.get("dataset") or "",
+        classes=config.classes or tuple(str(c) for c in card.get("class_names") or ()),
     )
-    if not view.dataset:
+    if not data.dataset:
         raise ValueError("Expected --dataset (the model has no card naming its data set).")
-    common.check_spec(view.dataset)
-    results = {"model": fv.model, "dataset": view.dataset, "split": fv.split}
-    for crops in fv.crops:
-        split = common.load_split(view, fv.split, size, preprocess, training=False, crops=crops)
+    parse_spec(data.dataset)
+    results = {"model": config.model, "dataset": data.dataset, "split": config.split}
+    for crops in config.crops:
+        split = common.load_split(data, config.split, size, preprocess, training=False, crops=crops)
         if split.num_classes != int(model.outputs[0].shape[-1]):
             raise ValueError(
                 f"Expected the data set's {split.num_classes} classes to match the model's "
@@ -67,14 +79,15 @@ def run(fv):
 
 def main(argv):
     del argv
-    results = run(FLAGS)
-    for crops in FLAGS.crops:
+    config = EvaluateConfig.from_flags(FLAGS)
+    results = run(config)
+    for crops in config.crops:
         print(
             f"{crops:>6} crop: top-1 {100 * results[crops]['top1']:.2f} %, mean per-class "
             f"{100 * results[crops]['mean_per_class']:.2f} % ({results['examples']} examples)"
         )
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as handle:
+    if config.output:
+        with open(config.output, "w") as handle:
             json.dump(results, handle, indent=2)
 
 

@@ -7,9 +7,12 @@ existing version is never overwritten) with two signatures: `serving_default` on
 images in 0..255 and `serving_bytes` on encoded images (see docs/APPS.md for serving it).
 """
 
+import dataclasses
+
 from absl import flags
 
 from apps import common
+from keras_tl import models
 from keras_tl.data import transforms
 from keras_tl.export import export_serving
 
@@ -53,29 +56,42 @@ common.validator(FLAGS, "preprocess", common.check_preprocess)
 common.validate_finite(FLAGS)
 
 
-def run(fv):
-    """Exports with the parsed flags `fv`; returns the version folder."""
-    model = common.load_keras_model(fv.model, fv.unsafe_deserialization)
-    card = common.load_card(fv.model)
-    preprocess = common.resolve_preprocess(fv.preprocess, card, model.name)
-    name = fv.name or common.export_name(card.get("dataset", "")) or model.name
-    image_size = (fv.image_size,) * 2 if fv.image_size else None
-    if image_size is None and None in tuple(model.inputs[0].shape[1:3]) and card.get("image_size"):
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """One `apps.export` run: the flags of the same names (see `--help`)."""
+
+    model: str = "runs/finetune/best_model.keras"
+    unsafe_deserialization: bool = False
+    base_dir: str = "saved_models"
+    name: str = ""
+    version: int = 0
+    preprocess: str = ""
+    resize_ratio: float = transforms.DEFAULT_RESIZE_RATIO
+    image_size: int = 0
+
+    from_flags = classmethod(common.from_flags)
+
+
+def run(config):
+    """Exports as `config` (an `ExportConfig`) says; returns the version folder."""
+    model, card = models.load_model_and_card(config.model, config.unsafe_deserialization)
+    image_size = (config.image_size,) * 2 if config.image_size else None
+    if image_size is None and None in models.cards.input_size(model) and card.get("image_size"):
         image_size = tuple(card["image_size"])  # what the model was trained at
     return export_serving(
         model,
-        fv.base_dir,
-        name=name,
-        version=fv.version or None,
-        preprocess=preprocess,
+        config.base_dir,
+        name=config.name or common.export_name(card.get("dataset", "")) or model.name,
+        version=config.version or None,
+        preprocess=models.resolve_preprocess(config.preprocess, card, model.name),
         image_size=image_size,
-        resize_ratio=fv.resize_ratio,
+        resize_ratio=config.resize_ratio,
     )
 
 
 def main(argv):
     del argv
-    path = run(FLAGS)
+    path = run(ExportConfig.from_flags(FLAGS))
     print(f"SavedModel written to {path} (signatures serving_default, serving_bytes)")
 
 

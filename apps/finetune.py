@@ -18,14 +18,16 @@ Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
 
+import dataclasses
 import os
 import time
 
 import keras
 from absl import flags, logging
 
-from apps import common, reporting, training
-from keras_tl import backbones, methods
+import keras_tl
+from apps import common, reporting
+from keras_tl import backbones, fine_tuning, methods, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
 
@@ -157,109 +159,117 @@ def parse_hparams(values):
     return parsed
 
 
-flags.register_multi_flags_validator(
-    ["method", "hparams"],
-    lambda values: _check_hparams(values["method"], values["hparams"]),
-    message="",
-    flag_values=FLAGS,
-)
-
-
-def _check_hparams(entries, values):
+def _check_hparams(values):
     try:
-        methods.check_entries(entries)
-        hparams = parse_hparams(values)
-        methods.check_hparams(entries, hparams)
-        check_hparam_values(entries, hparams)
+        methods.check_entries(values["method"])
+        methods.check_hparams(values["method"], parse_hparams(values["hparams"]))
     except ValueError as error:
         raise flags.ValidationError(f"--hparams: {error}") from error
     return True
 
 
-def check_hparam_values(entries, hparams):
-    """Raises `ValueError` for a value whose type does not fit the hyperparameter (at parse time, not
-    after the data is loaded); see `keras_tl.methods.check_hparam`."""
-    for key, value in hparams.items():
-        method, _, name = key.rpartition(".")
-        chosen = [method] if method else [methods.split_entry(entry)[0] for entry in entries]
-        for candidate in chosen:
-            if name in methods.hparam_names(candidate):
-                methods.check_hparam(candidate, key, value)
+flags.register_multi_flags_validator(["method", "hparams"], _check_hparams, message="", flag_values=FLAGS)
 
 
-def pretrain_demo_source(fv, size):
-    """Pre-trains the demo source (the --source_* flags) and returns its path."""
-    source_flags = {
-        "dataset": fv.source_dataset,
-        "classes": fv.source_classes,
-        "data_dir": fv.data_dir,
-        "batch_size": fv.source_batch_size,
-        "augment": fv.augment,
-        "flip": fv.flip,
-    }
-    view = common.FlagView(**source_flags)
-    preprocess = fv.source_backbone
-    keras.utils.set_random_seed(fv.seed)
-    train = common.load_split(view, "train", size, preprocess, training=True, seed=fv.seed)
-    output = os.path.join(fv.output_dir, "source", "source.keras")
-    logging.info(
-        "Pre-training the demo source %s on %s %s", fv.source_backbone, fv.source_dataset, fv.source_classes
-    )
-    training.pretrain(
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(common.TrainingConfig):
+    """One `apps.finetune` run: the flags of the same names (see `--help`), lists as tuples.
+
+    `hparams` is a dict (`{"alpha": 0.1, "l2_sp.beta": 0.001}`); `per_class=None` means the
+    demo's `DEMO_PER_CLASS` for `dataset="digits"` and all images otherwise.
+
+    Example:
+    >>> report = apps.finetune.run(FinetuneConfig(source="runs/tin/source.keras", method=("l2_sp",)))
+    """
+
+    # Defaults other than `common.TrainingConfig`'s, then the app's own fields.
+    batch_size: int = 16
+    per_class: int | None = None
+    lr: float = 0.005
+    output_dir: str = "runs/finetune"
+    source: str = ""
+    source_weights: str = ""
+    taps: tuple = ()
+    method: tuple = ("l2", "l2_fe", "l2_sp", "l2_sp+dtnh")
+    dtnh: bool = False
+    hparams: dict = dataclasses.field(default_factory=dict)
+    dropout: float = 0.0
+    repeats: int = 1
+    ten_crop: bool | None = None
+    validation_freq: int = 1
+    export: bool = True
+    export_dir: str = ""
+    export_name: str = ""
+    verbose: int = 2
+    source_dataset: str = "digits"
+    source_classes: tuple = ("0", "1", "2", "3", "4")
+    source_backbone: str = "cifar_resnet20"
+    source_epochs: int = 10
+    source_batch_size: int = 64
+    source_lr: float = 0.1
+    unsafe_deserialization: bool = False
+
+    @classmethod
+    def from_flags(cls, fv):
+        # --per_class or --fraction given: as given; neither: None, the demo's count for digits.
+        given = fv["per_class"].present or fv["fraction"].present
+        return common.from_flags(
+            cls, fv, hparams=parse_hparams(fv.hparams), per_class=fv.per_class if given else None
+        )
+
+    def train_per_class(self):
+        """`per_class`, or the demo's `DEMO_PER_CLASS` for `dataset="digits"` when it is None."""
+        if self.per_class is not None:
+            return self.per_class
+        return DEMO_PER_CLASS if self.dataset == "digits" and not self.fraction else 0
+
+
+def pretrain_demo_source(config, size):
+    """Pre-trains the demo source (the `source_*` fields) and returns its path."""
+    c = config
+    demo = dataclasses.replace(c, dataset=c.source_dataset, classes=c.source_classes, batch_size=c.source_batch_size)
+    keras.utils.set_random_seed(c.seed)
+    train = common.load_split(demo, "train", size, c.source_backbone, training=True, seed=c.seed)
+    output = os.path.join(c.output_dir, "source", "source.keras")
+    logging.info("Pre-training the demo source %s on %s %s", c.source_backbone, c.source_dataset, c.source_classes)
+    keras_tl.pretrain(
         train,
-        fv.source_backbone,
-        size,
-        batch_size=fv.source_batch_size,
-        epochs=fv.source_epochs,
-        lr=fv.source_lr,
-        preprocess=preprocess,
+        c.source_backbone,
+        epochs=c.source_epochs,
+        lr=c.source_lr,
         output=output,
-        seed=fv.seed,
-        verbose=fv.verbose,
-        # A few hundred steps: the moving statistics must converge within them (see `pretrain`).
-        bn_momentum=0.9,
-        distribute=fv.distribute,
-        backup_dir=os.path.join(fv.backup_dir or os.path.join(fv.output_dir, "backup"), "source"),
+        seed=c.seed,
+        verbose=c.verbose,
+        bn_momentum=0.9,  # a few hundred steps: the moving statistics must converge within them
+        distribute=c.distribute,
+        backup_dir=c.backup("source"),
     )
     return output
 
 
-def per_class(fv):
-    """--per_class, or the demo's `DEMO_PER_CLASS` for --dataset=digits when neither it nor --fraction is set."""
-    demo = fv.dataset == "digits" and not fv["per_class"].present and not fv["fraction"].present
-    return DEMO_PER_CLASS if demo else fv.per_class
-
-
-def run(fv):
-    """Runs everything with the parsed flags `fv`; returns the report dict."""
+def run(config):
+    """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict."""
+    c = config
     start = time.perf_counter()
-    os.makedirs(fv.output_dir, exist_ok=True)
-    source = fv.source
-    if not source:
-        source = pretrain_demo_source(fv, (fv.image_size or DEMO_IMAGE_SIZE,) * 2)
-    image_size = (fv.image_size,) * 2 if fv.image_size else None
-    source_model, taps, preprocess, size = training.make_source(
-        source, fv.source_weights, image_size, fv.unsafe_deserialization, seed=fv.seed
+    os.makedirs(c.output_dir, exist_ok=True)
+    source = c.source or pretrain_demo_source(c, (c.image_size or DEMO_IMAGE_SIZE,) * 2)
+    image_size = (c.image_size,) * 2 if c.image_size else None
+    source_model, taps, preprocess, size = models.load_source(
+        source, c.source_weights or None, image_size, c.unsafe_deserialization, seed=c.seed
     )
     if image_size and tuple(image_size) != tuple(size):
-        raise ValueError(
-            f"Expected --image_size to match the source's input {size}. Received: {fv.image_size}"
-        )
-    taps = fv.taps or taps
-    preprocess = fv.preprocess or preprocess
+        raise ValueError(f"Expected --image_size to match the source's input {size}. Received: {c.image_size}")
+    taps = list(c.taps) or taps
+    preprocess = c.preprocess or preprocess
     digits = {"digits_classes": DIGITS_CLASSES}
-    eval_data = common.load_split(fv, fv.eval_split, size, preprocess, training=False, **digits)
-    with_ten_crop = common.flip_for(fv.dataset, fv.flip) if fv.ten_crop is None else fv.ten_crop
+    eval_data = common.load_split(c, c.eval_split, size, preprocess, training=False, **digits)
     ten_crop = None
-    if with_ten_crop:
-        ten_crop = common.load_split(
-            fv, fv.eval_split, size, preprocess, training=False, crops="ten", **digits
-        )
-    hparams = parse_hparams(fv.hparams)
-    sampling = common.FlagView(**{**fv.flag_values_dict(), "per_class": per_class(fv)})
+    if common.flip_for(c.dataset, c.flip) if c.ten_crop is None else c.ten_crop:
+        ten_crop = common.load_split(c, c.eval_split, size, preprocess, training=False, crops="ten", **digits)
+    sampling = dataclasses.replace(c, per_class=c.train_per_class())
     report = {
         "backend": keras.backend.backend(),
-        "flags": fv.flag_values_dict(),
+        "config": dataclasses.asdict(c),
         "source": source,
         "class_names": eval_data.class_names,
         "eval_examples": eval_data.num_examples,
@@ -267,44 +277,38 @@ def run(fv):
         "complete": False,
     }
     results, best = report["results"], None  # best: (label, its first model); one model kept at a time
-    for entry in fv.method:
+    for entry in c.method:
         method, with_dtnh = methods.split_entry(entry)
-        with_dtnh = with_dtnh or fv.dtnh
+        with_dtnh = with_dtnh or c.dtnh
         label = method + (methods.DTNH_SUFFIX if with_dtnh else "")
         results[label] = {"runs": [], "summary": {}}
         first_model = None
-        for repeat in range(fv.repeats):
-            seed = fv.seed + repeat
+        for seed in range(c.seed, c.seed + c.repeats):
             # The pipeline's shuffling and augmentation depend on TF's global seed: set it per run,
             # so a run does not depend on what ran before it in the process.
             keras.utils.set_random_seed(seed)
             train = common.load_split(
-                sampling, fv.split, size, preprocess, training=True, seed=seed, sampled=True, **digits
+                sampling, c.split, size, preprocess, training=True, seed=seed, sampled=True, **digits
             )
-            logging.info("%s, seed %d: %s", label, seed, common.describe_counts(train))
+            logging.info("%s, seed %d: %s", label, seed, train.describe())
             try:
-                model, record = training.finetune(
+                model, record = fine_tuning.fine_tune_and_evaluate(
+                    methods.get(method, dtnh=with_dtnh, **methods.select_hparams(method, c.hparams)),
                     source_model,
-                    taps,
                     train,
                     eval_data,
-                    method,
-                    batch_size=fv.batch_size,
-                    dtnh=with_dtnh,
-                    hparams=hparams,
-                    epochs=fv.epochs,
-                    lr=fv.lr,
-                    momentum=fv.momentum,
-                    dropout=fv.dropout,
-                    seed=seed,
-                    log_dir=os.path.join(fv.output_dir, "tensorboard", label, f"seed{seed}"),
                     ten_crop_data=ten_crop,
-                    verbose=fv.verbose,
-                    distribute=fv.distribute,
-                    validation_freq=fv.validation_freq,
-                    backup_dir=os.path.join(
-                        fv.backup_dir or os.path.join(fv.output_dir, "backup"), label, f"seed{seed}"
-                    ),
+                    log_dir=os.path.join(c.output_dir, "tensorboard", label, f"seed{seed}"),
+                    seed=seed,
+                    taps=taps,
+                    epochs=c.epochs,
+                    lr=c.lr,
+                    momentum=c.momentum,
+                    dropout=c.dropout,
+                    verbose=c.verbose,
+                    distribute=c.distribute,
+                    validation_freq=c.validation_freq,
+                    backup_dir=c.backup(label, f"seed{seed}"),
                 )
             except FloatingPointError as error:
                 # NaNGuard: one diverged method must not lose the others (nor the finished runs).
@@ -315,7 +319,7 @@ def run(fv):
             results[label]["summary"] = reporting.summarize(results[label]["runs"])
             first_model = first_model or model
             # Each finished run is on disk at once: a crash or kill later loses nothing before it.
-            reporting.write(fv.output_dir, report)
+            reporting.write(c.output_dir, report)
         top1 = results[label]["summary"].get("top1", {}).get("mean")
         if "diverged" not in results[label] and (
             best is None or top1 > results[best[0]]["summary"]["top1"]["mean"]
@@ -325,41 +329,41 @@ def run(fv):
     finished = {label: result for label, result in results.items() if "diverged" not in result}
     table = reporting.markdown_table(results)
     if best is None:
-        reporting.write(fv.output_dir, report, table)
+        reporting.write(c.output_dir, report, table)
         raise FloatingPointError(
-            f"Every method diverged; results in {os.path.join(fv.output_dir, 'results.json')}. "
+            f"Every method diverged; results in {os.path.join(c.output_dir, 'results.json')}. "
             + " ".join(f"{label}: {result['diverged']['error']}" for label, result in results.items())
         )
-    plots = reporting.plot(fv.output_dir, finished)
+    plots = reporting.plot(c.output_dir, finished)
     card = {
         "kind": "classifier",
         "method": best[0],
         "preprocess": preprocess,
         "image_size": list(size),
         "class_names": eval_data.class_names,
-        "dataset": fv.dataset,
+        "dataset": c.dataset,
     }
-    model_path = os.path.join(fv.output_dir, "best_model.keras")
-    common.save_model(best[1].inference_model(name="classifier"), model_path, card)
+    model_path = os.path.join(c.output_dir, "best_model.keras")
+    models.save_model(best[1].inference_model(name="classifier"), model_path, card)
     report["best"] = {"method": best[0], "model": model_path}
-    if fv.export:
-        name = fv.export_name or common.export_name(fv.dataset) or "model"
+    if c.export:
         report["best"]["saved_model"] = export_serving(
             best[1],
-            fv.export_dir or os.path.join(fv.output_dir, "saved_models"),
-            name=name,
+            c.export_dir or os.path.join(c.output_dir, "saved_models"),
+            name=c.export_name or common.export_name(c.dataset) or "model",
             preprocess=preprocess,
         )
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     report["complete"] = True
-    reporting.write(fv.output_dir, report, table)
+    reporting.write(c.output_dir, report, table)
     report["table"], report["plots"] = table, plots
     return report
 
 
 def main(argv):
     del argv
-    report = run(FLAGS)
+    config = FinetuneConfig.from_flags(FLAGS)
+    report = run(config)
     print()
     print(report["table"])
     print()
@@ -368,7 +372,7 @@ def main(argv):
         f"Best: {best['method']} -> {best['model']}"
         + (f", SavedModel {best['saved_model']}" if "saved_model" in best else "")
     )
-    print(f"Results: {os.path.join(FLAGS.output_dir, 'results.json')}, results.md, plots {report['plots']}")
+    print(f"Results: {os.path.join(config.output_dir, 'results.json')}, results.md, plots {report['plots']}")
     print(f"Wall time: {report['wall_seconds']} s on the {report['backend']} backend")
 
 

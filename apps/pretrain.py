@@ -9,13 +9,15 @@ same command again after an interruption and it resumes from the last finished e
 Writes the source model (`.keras`, classifier included) and its card (`.json`) beside it.
 """
 
+import dataclasses
 import os
 
 import keras
 from absl import flags, logging
 
-from apps import common, training
-from keras_tl import backbones
+import keras_tl
+from apps import common
+from keras_tl import backbones, pretraining
 from keras_tl.data import tfrecord
 
 FLAGS = flags.FlagValues()
@@ -39,7 +41,7 @@ flags.DEFINE_float(
     flag_values=FLAGS,
 )
 flags.DEFINE_enum(
-    "loss", "cross_entropy", sorted(training.PRETRAIN_LOSSES), "Upstream loss.", flag_values=FLAGS
+    "loss", "cross_entropy", sorted(pretraining.LOSSES), "Upstream loss.", flag_values=FLAGS
 )
 flags.DEFINE_float("pgd_tau", 100.0, "PGD's τ (DSD Sec. 4.6).", lower_bound=1.0, flag_values=FLAGS)
 flags.DEFINE_integer(
@@ -68,79 +70,79 @@ def _check_keras_path(flag, value):
         raise ValueError(f"Expected {flag} to end in '.keras'. Received: {value!r}")
 
 
-def image_size(fv):
-    return (fv.image_size,) * 2 if fv.image_size else backbones.default_input_shape(fv.backbone)[:2]
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig(common.TrainingConfig):
+    """One `apps.pretrain` run: the flags of the same names (see `--help`), lists as tuples.
+
+    Example:
+    >>> model, history, path = apps.pretrain.run(PretrainConfig(backbone="cifar_resnet8", epochs=1))
+    """
+
+    # Defaults other than `common.TrainingConfig`'s, then the app's own fields.
+    epochs: int = 15
+    lr: float = 0.1
+    output_dir: str = "runs/pretrain"
+    backbone: str = "cifar_resnet20"
+    weight_decay: float = 5e-4
+    bn_momentum: float = 0.9
+    loss: str = "cross_entropy"
+    pgd_tau: float = 100.0
+    pgd_neighbours: int = 5
+    wnids: str = ""
+    output: str = ""
 
 
-def loss_options(fv):
-    if fv.loss != "pgd":
+def loss_options(config):
+    """`keras_tl.pretrain`'s `loss_options`: for PGD, the WordNet ids from `wnids` (a classes.tsv)."""
+    if config.loss != "pgd":
         return {}
-    tsv = fv.wnids
-    if not tsv and fv.dataset.startswith("tfrecord:"):
-        _, directory = tfrecord.resolve_files(fv.dataset.partition(":")[2], fv.split)
+    tsv = config.wnids
+    if not tsv and config.dataset.startswith("tfrecord:"):
+        _, directory = tfrecord.resolve_files(config.dataset.partition(":")[2], config.split)
         tsv = os.path.join(directory, "classes.tsv")
     if not tsv or not os.path.isfile(tsv):
-        raise ValueError(
-            f"Expected --wnids (a classes.tsv with a 'wnid' column) for --loss=pgd. Received: {tsv!r}"
-        )
+        raise ValueError(f"Expected --wnids (a classes.tsv with a 'wnid' column) for --loss=pgd. Received: {tsv!r}")
     wnids = tfrecord.read_class_names(tsv, column="wnid")
-    return {"wnids": wnids, "tau": fv.pgd_tau, "num_neighbours": fv.pgd_neighbours}
+    return {"wnids": wnids, "tau": config.pgd_tau, "num_neighbours": config.pgd_neighbours}
 
 
-def run(fv):
-    """Pre-trains with the parsed flags `fv`; returns `(model, history, output path)`."""
-    size = image_size(fv)
-    preprocess = fv.preprocess or fv.backbone
-    keras.utils.set_random_seed(fv.seed)  # the pipeline's shuffling and augmentation use TF's global seed
-    train = common.load_split(
-        fv,
-        fv.split,
-        size,
-        preprocess,
-        training=True,
-        seed=fv.seed,
-        sampled=True,
-        digits_classes=DIGITS_CLASSES,
-    )
+def run(config):
+    """Pre-trains as `config` (a `PretrainConfig`) says; returns `(model, history, output path)`."""
+    c = config
+    size = (c.image_size,) * 2 if c.image_size else backbones.default_input_shape(c.backbone)[:2]
+    preprocess = c.preprocess or c.backbone
+    keras.utils.set_random_seed(c.seed)  # the pipeline's shuffling and augmentation use TF's global seed
+    data = {"digits_classes": DIGITS_CLASSES}
+    train = common.load_split(c, c.split, size, preprocess, training=True, seed=c.seed, sampled=True, **data)
     eval_data = None
-    if fv.eval_split:
-        eval_data = common.load_split(
-            fv, fv.eval_split, size, preprocess, training=False, digits_classes=DIGITS_CLASSES
-        ).dataset
-    output = fv.output or os.path.join(fv.output_dir, "source.keras")
-    logging.info(
-        "Pre-training %s on %s (%d examples, %d classes) -> %s",
-        fv.backbone,
-        fv.dataset,
-        train.num_examples,
-        train.num_classes,
-        output,
-    )
-    model, history = training.pretrain(
+    if c.eval_split:
+        eval_data = common.load_split(c, c.eval_split, size, preprocess, training=False, **data)
+    output = c.output or os.path.join(c.output_dir, "source.keras")
+    counts = (train.num_examples, train.num_classes)
+    logging.info("Pre-training %s on %s (%d examples, %d classes) -> %s", c.backbone, c.dataset, *counts, output)
+    model, history = keras_tl.pretrain(
         train,
-        fv.backbone,
-        size,
-        batch_size=fv.batch_size,
-        epochs=fv.epochs,
-        lr=fv.lr,
-        momentum=fv.momentum,
-        weight_decay=fv.weight_decay,
-        loss=fv.loss,
-        loss_options=loss_options(fv),
+        c.backbone,
+        epochs=c.epochs,
+        lr=c.lr,
+        momentum=c.momentum,
+        weight_decay=c.weight_decay,
+        loss=c.loss,
+        loss_options=loss_options(c),
         preprocess=preprocess,
-        bn_momentum=fv.bn_momentum or None,
+        bn_momentum=c.bn_momentum or None,
         output=output,
-        backup_dir=fv.backup_dir or os.path.join(fv.output_dir, "backup"),
         eval_data=eval_data,
-        seed=fv.seed,
-        distribute=fv.distribute,
+        backup_dir=c.backup(),
+        seed=c.seed,
+        distribute=c.distribute,
     )
     return model, history, output
 
 
 def main(argv):
     del argv
-    _, history, output = run(FLAGS)
+    _, history, output = run(PretrainConfig.from_flags(FLAGS))
     last = {key: round(values[-1], 4) for key, values in history.items()}
     print(f"Source model written to {output}; last epoch: {last}")
 

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 
-from apps.training import summary
 from keras_tl.utils import files
 
 METRICS = (
@@ -13,6 +12,12 @@ METRICS = (
     ("top1_10crop", "10-crop top-1 (%)"),
     ("mean_per_class_10crop", "10-crop mean per-class (%)"),
 )
+
+
+def summary(values):
+    """`{"mean", "std"}` of per-seed values (sample std, 0 for one run)."""
+    values = np.asarray(values, np.float64)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
 
 
 def summarize(runs):

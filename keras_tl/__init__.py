@@ -14,6 +14,7 @@ from keras_tl import (
 )
 from keras_tl.fine_tuning import fine_tune
 from keras_tl.models import TransferModel
+from keras_tl.pretraining import pretrain
 
 __version__ = "0.1.0"
 

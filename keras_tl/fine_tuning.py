@@ -110,3 +110,55 @@ def fine_tune(
 def steps_per_epoch(train):
     """Full batches per epoch of a split (at least 1): the unit of the cosine schedule's length."""
     return max(1, train.num_examples // train.batch_size)
+
+
+def fine_tune_and_evaluate(
+    method, source, train, eval_data, ten_crop_data=None, log_dir=None, seed=0, callbacks=(), **kwargs
+):
+    """One measured `fine_tune` run, evaluated on `eval_data`: what `apps.finetune` records per seed.
+
+    Args:
+        method, source, train, eval_data, seed, callbacks: as for `fine_tune`.
+        ten_crop_data: a split loaded with `crops="ten"`, also evaluated; None: not.
+        log_dir: the run's folder: TensorBoard logs (when `tensorboard` is installed) and the
+            cache of the data-dependent preparation (`fine_tune`'s `cache_dir`).
+        **kwargs: more `fine_tune` arguments (`epochs`, `lr`, `taps`, `backup_dir`, ...).
+
+    Returns:
+        `(model, record)`: the trained `TransferModel` and a JSON-safe dict with the seed, the
+        accuracies on `eval_data` (`top1`, `mean_per_class`, and `*_10crop`), the `fit` history,
+        the wall time (`seconds`), the median seconds per training step (`step_seconds`, see
+        `keras_tl.callbacks.StepTimer`) and, for DI2, the k of its diffusion sequences (`di2_k`).
+
+    Example:
+    >>> model, record = keras_tl.fine_tuning.fine_tune_and_evaluate("l2_sp", source, train, test, epochs=30)
+    >>> record["top1"], record["step_seconds"]
+    """
+    import importlib.util
+    import time
+    import warnings
+
+    from keras_tl import data, regularizers
+
+    if eval_data is None:
+        raise ValueError("Expected eval_data, a split from keras_tl.data.load. Received: eval_data=None")
+    timer = callbacks_module.StepTimer(steps_per_epoch(train))
+    extra = [timer]
+    if log_dir and importlib.util.find_spec("tensorboard") is None:
+        warnings.warn("No TensorBoard logs: the tensorboard package is not installed (pip install 'keras_tl[apps]').", stacklevel=2)
+    elif log_dir:
+        extra.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
+    start = time.perf_counter()
+    model, history = fine_tune(
+        method, source, train, eval_data, seed=seed, cache_dir=log_dir, callbacks=extra + list(callbacks), **kwargs
+    )
+    record = {"seed": seed, "seconds": round(time.perf_counter() - start, 2), "step_seconds": timer.step_seconds()}
+    for regularizer in model.regularizers:
+        if isinstance(regularizer, regularizers.DiscrepantDiffusion):
+            record["di2_k"] = len(regularizer.sequences[0])
+    record.update(data.evaluate(model, eval_data.dataset, eval_data.num_classes))
+    if ten_crop_data is not None:
+        ten = data.evaluate(model, ten_crop_data.dataset, ten_crop_data.num_classes)
+        record.update({f"{key}_10crop": value for key, value in ten.items()})
+    record["history"] = {key: [float(v) for v in values] for key, values in history.history.items()}
+    return model, record

@@ -316,7 +316,8 @@ def check_entries(entries):
 
 
 def check_hparams(entries, hparams):
-    """Raises `ValueError` if a key of `hparams` is accepted by none of the chosen methods.
+    """Raises `ValueError` if a key of `hparams` is accepted by none of the chosen methods, or a value
+    does not fit a method that takes it (see `check_hparam`).
 
     A key is `name` (every chosen method that has it) or `method.name` (that method only).
     """
@@ -328,6 +329,11 @@ def check_hparams(entries, hparams):
         raise ValueError(
             f"Unknown hyperparameter(s) {unknown} for methods {sorted(methods)}. Expected keys from {sorted(allowed)}."
         )
+    for key, value in hparams.items():
+        owner, _, name = key.rpartition(".")
+        for method in [owner] if owner else [split_entry(entry)[0] for entry in entries]:
+            if name in hparam_names(method):
+                check_hparam(method, key, value)
 
 
 def build(method, hparams, context=None):

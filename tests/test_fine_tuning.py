@@ -72,7 +72,7 @@ def test_apps_finetune_and_the_python_api_give_bitwise_identical_weights(source_
             f"--output_dir={tmp_path}/app",
         ],
     )
-    finetune.run(finetune.FLAGS)
+    finetune.run(finetune.FinetuneConfig.from_flags(finetune.FLAGS))
     app_model = keras.models.load_model(str(tmp_path / "app" / "best_model.keras"))
 
     data = dict(image_size=8, preprocess="cifar_resnet8", batch_size=8, classes=["5", "6", "7"], flip=False)

@@ -60,6 +60,17 @@ class Split:
     def num_examples(self):
         return len(self.labels)
 
+    def describe(self):
+        """`"150 training images in 5 classes, 30 per class (5: 30, 6: 30, ...)"`: what a run trains on."""
+        counts = np.bincount(self.labels, minlength=self.num_classes)
+        spread = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+        shown = ", ".join(f"{name}: {count}" for name, count in zip(self.class_names[:20], counts[:20], strict=True))
+        more = ", ..." if self.num_classes > 20 else ""
+        return (
+            f"{self.num_examples} training images in {self.num_classes} classes, {spread} per class "
+            f"({shown}{more})"
+        )
+
 
 def parse_spec(spec):
     """`"scheme:argument"` → `(scheme, argument)`; `"digits"` alone is allowed."""

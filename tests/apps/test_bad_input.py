@@ -12,8 +12,8 @@ import pytest
 from absl import flags
 
 import keras_tl.data
-from apps import common, evaluate, export, finetune, pretrain, training
-from keras_tl import backbones, distribute
+from apps import common, evaluate, export, finetune, pretrain
+from keras_tl import backbones, distribute, fine_tuning, models
 
 
 @pytest.mark.parametrize("app", [pretrain, finetune])
@@ -42,15 +42,18 @@ def test_app_loading_of_a_lambda_model_names_the_flag(tmp_path):
     path = str(tmp_path / "lambda.keras")
     model.save(path)
     with pytest.raises(ValueError, match=r"needs unsafe deserialization .*--unsafe_deserialization"):
-        common.load_keras_model(path)
-    assert common.load_keras_model(path, unsafe_deserialization=True).output.shape[-1] == 4
+        models.load_model_and_card(path)
+    model, card = models.load_model_and_card(path, unsafe_deserialization=True)
+    assert model.output.shape[-1] == 4 and card == {}
+    with pytest.raises(FileNotFoundError, match=r"^Expected a saved Keras model file. Received: .*\(no such file\)$"):
+        models.load_model_and_card(str(tmp_path / "missing.keras"))
 
 
 def test_unknown_source_lists_the_backbones():
     with pytest.raises(ValueError) as info:
-        training.make_source("resnet5", "", None)
-    assert "Expected --source to be a backbone name from " + str(list(backbones.NAMES)) in str(info.value)
-    assert "Received: 'resnet5'" in str(info.value)
+        models.load_source("resnet5")
+    assert "Expected source to be a backbone name from " + str(list(backbones.NAMES)) in str(info.value)
+    assert str(info.value).endswith("Received: source='resnet5'")
 
 
 def test_nan_loss_in_an_app_run_stops_and_names_the_term(tmp_path):
@@ -71,13 +74,12 @@ def test_nan_loss_in_an_app_run_stops_and_names_the_term(tmp_path):
         FloatingPointError,
         match=r"epoch 1, batch \d+: '(empirical_loss|reg/l2_sp)' (went NaN/inf|diverged first)",
     ):
-        training.finetune(
+        fine_tuning.fine_tune_and_evaluate(
+            "l2_sp",
             source,
-            backbones.default_taps("cifar_resnet8"),
             train,
             evaluation,
-            "l2_sp",
-            4,
+            taps=backbones.default_taps("cifar_resnet8"),
             epochs=2,
             lr=1e30,
             verbose=0,
@@ -90,7 +92,7 @@ def test_source_weights_of_another_architecture_name_the_variables(tmp_path):
     path = str(tmp_path / "wide.weights.h5")
     backbones.build("cifar_resnet20", weights=None, input_shape=(8, 8, 3)).save_weights(path)
     with pytest.raises(ValueError) as info:
-        training.make_source("cifar_resnet8", path, (8, 8))
+        models.load_source("cifar_resnet8", path, (8, 8))
     message = str(info.value)
     assert message.startswith(
         f"Expected the weights in {path!r} to fit the model 'cifar_resnet8'. Received: "

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import keras_tl.data
-from apps import common, finetune, training
+from apps import common, finetune
+from keras_tl import fine_tuning
+from tests.apps.helpers import tiny_finetune
 from tests.apps.test_kill_resume import write_source
 
 
@@ -18,25 +20,8 @@ def source(tmp_path_factory):
     return path
 
 
-def run(source, output_dir, *args):
-    common.parse(
-        finetune.FLAGS,
-        [
-            "prog",
-            f"--source={source}",
-            "--per_class=4",
-            "--epochs=1",
-            "--batch_size=4",
-            "--augment=none",
-            "--noten_crop",
-            "--noexport",
-            "--verbose=0",
-            "--validation_freq=0",
-            f"--output_dir={output_dir}",
-            *args,
-        ],
-    )
-    return finetune.run(finetune.FLAGS)
+def run(source, output_dir, **fields):
+    return finetune.run(tiny_finetune(source, output_dir, **fields))
 
 
 def results(output_dir):
@@ -45,7 +30,7 @@ def results(output_dir):
 
 
 def test_a_diverged_method_is_recorded_and_the_others_finish(source, tmp_path):
-    report = run(source, tmp_path, "--method=l2_sp,l2", "--hparams=l2_sp.alpha=1e30")
+    report = run(source, tmp_path, method=("l2_sp", "l2"), hparams={"l2_sp.alpha": 1e30})
     saved = results(tmp_path)
     assert saved["complete"] is True and list(saved["results"]) == ["l2_sp", "l2"]
     diverged = saved["results"]["l2_sp"]
@@ -62,49 +47,51 @@ def test_every_method_diverged_fails_after_writing_the_results(source, tmp_path)
     with pytest.raises(
         FloatingPointError, match=r"^Every method diverged; results in .*results.json\. l2_sp: "
     ):
-        run(source, tmp_path, "--method=l2_sp", "--hparams=l2_sp.alpha=1e30")
+        run(source, tmp_path, method=("l2_sp",), hparams={"l2_sp.alpha": 1e30})
     assert results(tmp_path)["results"]["l2_sp"]["diverged"]["seed"] == 0
 
 
 def test_each_finished_run_is_on_disk_before_the_next_starts(source, tmp_path, monkeypatch):
     calls = []
-    original = training.finetune
+    original = fine_tuning.fine_tune_and_evaluate
 
-    def crash_on_the_second_run(*args, **kwargs):
-        calls.append(args[4])
+    def crash_on_the_second_run(method, *args, **kwargs):
+        calls.append(method.label)
         if len(calls) == 2:
             raise RuntimeError("killed")
-        return original(*args, **kwargs)
+        return original(method, *args, **kwargs)
 
-    monkeypatch.setattr(training, "finetune", crash_on_the_second_run)
+    monkeypatch.setattr(fine_tuning, "fine_tune_and_evaluate", crash_on_the_second_run)
     with pytest.raises(RuntimeError, match="killed"):
-        run(source, tmp_path, "--method=l2,l2_fe")
+        run(source, tmp_path, method=("l2", "l2_fe"))
     saved = results(tmp_path)
     assert saved["complete"] is False and calls == ["l2", "l2_fe"]
     assert list(saved["results"]) == ["l2"] and len(saved["results"]["l2"]["runs"]) == 1
 
 
 def test_own_data_trains_on_every_image_and_the_demo_on_its_few_shot_count():
-    parse = lambda *args: common.parse(finetune.FLAGS, ["prog", *args])  # noqa: E731
-    parse()
-    assert finetune.per_class(finetune.FLAGS) == finetune.DEMO_PER_CLASS == 30
-    parse("--dataset=folder:/data/mine")
-    assert finetune.per_class(finetune.FLAGS) == 0  # 0: all images
-    parse("--per_class=0")
-    assert finetune.per_class(finetune.FLAGS) == 0
-    parse("--fraction=0.5")  # alone: no --per_class=0 needed
-    assert finetune.per_class(finetune.FLAGS) == 0 and finetune.FLAGS.fraction == 0.5
+    def per_class(*args):
+        common.parse(finetune.FLAGS, ["prog", *args])
+        return finetune.FinetuneConfig.from_flags(finetune.FLAGS).train_per_class()
+
+    assert per_class() == finetune.DEMO_PER_CLASS == 30
+    assert per_class("--dataset=folder:/data/mine") == 0  # 0: all images
+    assert per_class("--per_class=0") == 0
+    assert per_class("--fraction=0.5") == 0 and finetune.FLAGS.fraction == 0.5  # alone: no --per_class=0
+    assert per_class("--fraction=0") == 0  # given, even as 0: not the demo's count
+    assert finetune.FinetuneConfig().train_per_class() == 30  # the same rules in Python
+    assert finetune.FinetuneConfig(fraction=0.5).train_per_class() == 0
 
 
 def test_the_training_images_per_class_are_reported():
     train = keras_tl.data.load("digits", "train", image_size=8, classes=["5", "6", "7"], per_class=30)
     assert (
-        common.describe_counts(train) == "90 training images in 3 classes, 30 per class (5: 30, 6: 30, 7: 30)"
+        train.describe() == "90 training images in 3 classes, 30 per class (5: 30, 6: 30, 7: 30)"
     )
     uneven = keras_tl.data.Split(None, ["a", "b", "c"], np.array([0, 0, 1, 2, 2, 2]), (8, 8))
     assert (
-        common.describe_counts(uneven) == "6 training images in 3 classes, 1-3 per class (a: 2, b: 1, c: 3)"
+        uneven.describe() == "6 training images in 3 classes, 1-3 per class (a: 2, b: 1, c: 3)"
     )
     many = keras_tl.data.Split(None, [f"c{i}" for i in range(25)], np.arange(25), (8, 8))
     shown = ", ".join(f"c{i}: 1" for i in range(20))
-    assert common.describe_counts(many) == f"25 training images in 25 classes, 1 per class ({shown}, ...)"
+    assert many.describe() == f"25 training images in 25 classes, 1 per class ({shown}, ...)"

@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 
 import keras_tl.data
-from apps import common, training
-from keras_tl import backbones
+from keras_tl import backbones, fine_tuning, models
 from keras_tl.callbacks import backup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,7 +38,7 @@ def write_source(path):
         "preprocess": "cifar_resnet8",
         "image_size": [8, 8],
     }
-    common.save_model(model, path, card)
+    models.save_model(model, path, card)
 
 
 def start(source, output_dir):
@@ -199,13 +198,12 @@ def test_kills_at_every_instant_of_a_checkpoint_write_then_reruns_match_an_unint
     evaluation = digits("test", per_class=4)
 
     def finetune(backup_dir):
-        return training.finetune(
+        return fine_tuning.fine_tune_and_evaluate(
+            "l2_sp",
             source,
-            [],
             train,
             evaluation,
-            "l2_sp",
-            4,
+            taps=[],
             epochs=LOOP_EPOCHS,
             lr=0.05,
             verbose=0,
@@ -233,11 +231,9 @@ def test_pretraining_killed_while_writing_resumes_to_the_uninterrupted_end(tmp_p
     train = digits("train", training=True, per_class=4)
 
     def pretrain(name):
-        return training.pretrain(
+        return keras_tl.pretrain(
             train,
             "cifar_resnet8",
-            (8, 8),
-            batch_size=4,
             epochs=3,
             lr=0.05,
             seed=0,

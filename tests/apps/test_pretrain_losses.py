@@ -1,11 +1,13 @@
 """The pretrain app's upstream losses: PGD with a WordNet prior read from a classes.tsv."""
 
+import dataclasses
 import types
 
 import numpy as np
 import pytest
 
-from apps import common, pretrain, training
+from apps import pretrain
+from keras_tl import pretraining
 from keras_tl.losses import PriorGuidedDiffusion
 from tests.semantic.test_wordnet import write_mini_wordnet
 
@@ -19,7 +21,7 @@ def write_classes_tsv(path, wnids):
 def test_pgd_neighbours_come_from_wordnet(tmp_path):
     ids = write_mini_wordnet(str(tmp_path))
     wnids = [ids["dog"], ids["entity"], ids["cat"], ids["pet"]]
-    loss = training.PRETRAIN_LOSSES["pgd"](
+    loss = pretraining.LOSSES["pgd"](
         types.SimpleNamespace(num_classes=4),
         wnids=wnids,
         tau=10.0,
@@ -39,24 +41,17 @@ def test_pgd_needs_one_wnid_per_class():
     with pytest.raises(
         ValueError, match=r"Expected one WordNet id per upstream class \(3\).*Received: 2 ids"
     ):
-        training.PRETRAIN_LOSSES["pgd"](types.SimpleNamespace(num_classes=3), wnids=["n1", "n2"])
+        pretraining.LOSSES["pgd"](types.SimpleNamespace(num_classes=3), wnids=["n1", "n2"])
 
 
 def test_app_reads_the_wnid_column(tmp_path):
     write_classes_tsv(tmp_path / "classes.tsv", ["n00000001", "n00000002"])
-    view = common.FlagView(
-        loss="pgd",
-        wnids=str(tmp_path / "classes.tsv"),
-        pgd_tau=50.0,
-        pgd_neighbours=1,
-        dataset="digits",
-        split="train",
-    )
-    assert pretrain.loss_options(view) == {
+    config = pretrain.PretrainConfig(loss="pgd", wnids=str(tmp_path / "classes.tsv"), pgd_tau=50.0, pgd_neighbours=1)
+    assert pretrain.loss_options(config) == {
         "wnids": ["n00000001", "n00000002"],
         "tau": 50.0,
         "num_neighbours": 1,
     }
     with pytest.raises(ValueError, match=r"Expected --wnids .* for --loss=pgd. Received: ''"):
-        pretrain.loss_options(common.FlagView(loss="pgd", wnids="", dataset="digits", split="train"))
-    assert pretrain.loss_options(common.FlagView(loss="cross_entropy")) == {}
+        pretrain.loss_options(pretrain.PretrainConfig(loss="pgd"))
+    assert pretrain.loss_options(dataclasses.replace(config, loss="cross_entropy")) == {}

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import keras_tl.data
-from apps import common, evaluate, export, finetune, pretrain, training
-from keras_tl import backbones
+from apps import common, evaluate, export, finetune, pretrain
+from keras_tl import backbones, fine_tuning, models
+from tests.apps.helpers import tiny_finetune, to_argv
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +31,22 @@ def runs(tmp_path_factory):
             "--bn_momentum=0.9",
         ],
     )
-    _, history, source = pretrain.run(pretrain.FLAGS)
-    common.parse(
-        finetune.FLAGS,
-        [
-            "prog",
-            f"--source={source}",
-            "--per_class=4",
-            "--epochs=1",
-            "--batch_size=8",
-            "--repeats=2",
-            "--method=l2_sp",
-            "--dtnh",
-            "--hparams=alpha=0.1",
-            "--ten_crop",
-            "--verbose=0",
-            f"--output_dir={root}/finetune",
-        ],
+    _, history, source = pretrain.run(pretrain.PretrainConfig.from_flags(pretrain.FLAGS))
+    config = finetune.FinetuneConfig(
+        source=source,
+        per_class=4,
+        epochs=1,
+        batch_size=8,
+        repeats=2,
+        method=("l2_sp",),
+        dtnh=True,
+        hparams={"alpha": 0.1},
+        ten_crop=True,
+        verbose=0,
+        output_dir=f"{root}/finetune",
     )
-    report = finetune.run(finetune.FLAGS)
+    common.parse(finetune.FLAGS, to_argv(config))  # the command line, as `python -m apps.finetune` parses it
+    report = finetune.run(finetune.FinetuneConfig.from_flags(finetune.FLAGS))
     return root, source, history, report
 
 
@@ -57,7 +55,7 @@ def test_pretrain_writes_the_source_and_its_card(runs):
     assert list(history) == ["accuracy", "loss"] and len(history["loss"]) == 1
     model = keras.saving.load_model(source, compile=False)
     assert model.output.shape[-1] == 5  # digits 0-4, the pretrain default
-    card = common.load_card(source)
+    card = models.load_card(source)
     assert card["backbone"] == "cifar_resnet8" and card["class_names"] == ["0", "1", "2", "3", "4"]
     assert not os.path.exists(
         os.path.join(root, "pretrain", "backup")
@@ -101,14 +99,13 @@ def test_finetune_writes_plots_logs_model_and_saved_model(runs):
 def test_evaluate_and_export_apps_on_the_best_model(runs):
     root, _, _, report = runs
     best = report["best"]
-    common.parse(evaluate.FLAGS, ["prog", f"--model={best['model']}"])
-    results = evaluate.run(evaluate.FLAGS)
+    results = evaluate.run(evaluate.EvaluateConfig(model=best["model"]))
     first_run = report["results"][best["method"]]["runs"][0]
     assert results["center"]["top1"] == pytest.approx(first_run["top1"])
     assert results["ten"]["mean_per_class"] == pytest.approx(first_run["mean_per_class_10crop"])
     base = os.path.join(root, "finetune", "saved_models")
     common.parse(export.FLAGS, ["prog", f"--model={best['model']}", f"--base_dir={base}"])
-    assert export.run(export.FLAGS) == os.path.join(base, "digits", "2")
+    assert export.run(export.ExportConfig.from_flags(export.FLAGS)) == os.path.join(base, "digits", "2")
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -120,15 +117,13 @@ def test_pretraining_resumes_after_an_interruption(tmp_path):
     train = keras_tl.data.load(
         "digits", "train", image_size=8, per_class=2, classes=[0, 1], batch_size=4, training=True
     )
-    kwargs = dict(
-        batch_size=4, epochs=2, lr=0.01, output=str(tmp_path / "s.keras"), backup_dir=str(tmp_path / "b")
-    )
+    kwargs = dict(epochs=2, lr=0.01, output=str(tmp_path / "s.keras"), backup_dir=str(tmp_path / "b"))
     with pytest.raises(KeyboardInterrupt):
-        training.pretrain(train, "cifar_resnet8", (8, 8), callbacks=[_Interrupt()], verbose=0, **kwargs)
+        keras_tl.pretrain(train, "cifar_resnet8", callbacks=[_Interrupt()], verbose=0, **kwargs)
     assert os.path.isdir(tmp_path / "b") and not os.path.exists(tmp_path / "s.keras")
     epochs_run = []
     count = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: epochs_run.append(epoch))
-    _, history = training.pretrain(train, "cifar_resnet8", (8, 8), callbacks=[count], verbose=0, **kwargs)
+    _, history = keras_tl.pretrain(train, "cifar_resnet8", callbacks=[count], verbose=0, **kwargs)
     assert epochs_run == [1]  # only the second epoch ran
     assert len(history["loss"]) == 2  # and the history holds both, the first from the checkpoint
     assert os.path.exists(tmp_path / "s.keras") and not os.path.exists(tmp_path / "b")
@@ -153,14 +148,12 @@ def test_a_delta_rerun_with_its_attention_cached_trains_as_the_first_run(tmp_pat
     )
     runs = []
     for _ in range(2):
-        model, record = training.finetune(
+        model, record = fine_tuning.fine_tune_and_evaluate(
+            keras_tl.methods.get("delta", head_epochs=1, num_batches=1),
             source,
-            backbones.default_taps("cifar_resnet8"),
             train,
             train,
-            "delta",
-            batch_size=4,
-            hparams={"head_epochs": 1, "num_batches": 1},
+            taps=backbones.default_taps("cifar_resnet8"),
             epochs=1,
             verbose=0,
             validation_freq=0,
@@ -177,21 +170,9 @@ def test_a_backbone_name_source_without_weights_is_seeded(tmp_path):
     histories = []
     for attempt in ("a", "b"):
         keras.utils.set_random_seed(1000 + len(attempt) * ord(attempt))  # what ran before must not matter
-        common.parse(
-            finetune.FLAGS,
-            [
-                "prog",
-                "--source=cifar_resnet8",
-                "--image_size=8",
-                "--per_class=4",
-                "--epochs=1",
-                "--batch_size=8",
-                "--method=l2_sp",
-                "--verbose=0",
-                "--export=false",
-                f"--output_dir={tmp_path}/{attempt}",
-            ],
+        config = tiny_finetune(
+            "cifar_resnet8", tmp_path / attempt, image_size=8, batch_size=8, method=("l2_sp",), augment="keras", validation_freq=1
         )
-        report = finetune.run(finetune.FLAGS)
+        report = finetune.run(config)
         histories.append(report["results"]["l2_sp"]["runs"][0]["history"])
     assert histories[0] == histories[1]
