@@ -1,6 +1,9 @@
 """`keras_tl.pretrain`: upstream training from scratch, the source network fine-tuning starts from."""
 
+import math
+
 import keras
+import numpy as np
 
 from keras_tl import backbones, fine_tuning
 from keras_tl.models import cards
@@ -46,6 +49,7 @@ def pretrain(
     loss_options=None,
     preprocess=None,
     bn_momentum=None,
+    head_bias=None,
     output="source.keras",
     eval_data=None,
     backup_dir=None,
@@ -74,6 +78,11 @@ def pretrain(
         bn_momentum: replaces the BatchNormalization momentum. Keras' 0.99 leaves the moving
             statistics near their initial values after a few hundred steps; short runs need
             e.g. 0.9. None: the backbone's own.
+        head_bias: the classifier's initial bias. `"prior"`: −log(N−1) for N classes, so each
+            sigmoid starts at 1/N (a per-class sigmoid loss such as PGD then starts near the
+            softmax's log N instead of N·log 2, the usual remedy for one-vs-all training from
+            scratch, cf. Lin et al. 2017's prior initialisation); a float: that value; None:
+            the backbone's zeros.
         output: the `.keras` path; the card goes beside it (`keras_tl.models.load_card`).
         eval_data: a split evaluated after each epoch, or None.
         backup_dir: `AtomicBackupAndRestore` folder; None: no backup.
@@ -102,6 +111,13 @@ def pretrain(
         check_number(name, value, minimum=0)
     if bn_momentum is not None and not 0 <= check_number("bn_momentum", bn_momentum, minimum=0) < 1:
         raise ValueError(f"Expected bn_momentum in [0, 1) or None. Received: bn_momentum={bn_momentum!r}")
+    if head_bias is not None and head_bias != "prior":
+        try:
+            check_number("head_bias", head_bias)
+        except ValueError:
+            raise ValueError(
+                f"Expected head_bias to be 'prior', a number or None. Received: head_bias={head_bias!r}"
+            ) from None
     from keras_tl import distribute as distribute_module  # imports tf.distribute: on first use only
 
     keras.utils.set_random_seed(seed)
@@ -117,6 +133,8 @@ def pretrain(
             for layer in model.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.momentum = bn_momentum
+        if head_bias is not None:
+            _set_head_bias(model, head_bias, train.num_classes)
         optimizer = fine_tuning.cosine_sgd(lr, momentum, epochs * fine_tuning.steps_per_epoch(train))
         optimizer.weight_decay = weight_decay
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
@@ -142,5 +160,16 @@ def pretrain(
         "loss": loss,
         "loss_options": {k: v for k, v in (loss_options or {}).items() if k != "wnids"},
     }
+    if head_bias is not None:
+        card["head_bias"] = head_bias
     cards.save_model(model, output, card)
     return model, history.history
+
+
+def _set_head_bias(model, head_bias, num_classes):
+    """Sets the bias of the model's last `Dense` layer (the classifier)."""
+    heads = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense) and layer.use_bias]
+    if not heads:
+        raise ValueError(f"Expected a Dense classifier with a bias for head_bias. Received: model {model.name!r}")
+    value = -math.log(max(1, num_classes - 1)) if head_bias == "prior" else float(head_bias)
+    heads[-1].bias.assign(np.full(heads[-1].bias.shape, value, "float32"))
