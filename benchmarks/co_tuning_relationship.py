@@ -64,7 +64,9 @@ def main(argv):
         train_logits, train_labels = logits_and_labels(model, train)
         test_logits, test_labels = logits_and_labels(model, test)
         classes = train.num_classes
-        print(f"\n{dataset}: {classes} classes, {len(train_labels)} training images; log 200 = {np.log(200):.2f}")
+        print(
+            f"\n{dataset}: {classes} classes, {len(train_labels)} training images; log 200 = {np.log(200):.2f}"
+        )
         print(f"  chance top-1 {1 / classes:.3f}")
         for method in ("reverse", "direct"):
             matrix = relationship.category_relationship(train_logits, train_labels, classes, method=method)

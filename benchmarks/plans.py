@@ -70,6 +70,7 @@ class Settings:
     lr: float = 0.01
     image_size: int = 32
     quick: bool = False
+    selection_backend: str | None = None  # whose schedule and grid results to use; None: this one
 
     def source(self, loss):
         return dict(self.sources)[loss]
@@ -110,7 +111,7 @@ def schedule_runs(settings, dataset):
     epochs = list(SCHEDULE_EPOCHS)
     while True:
         runs = [_run(settings, dataset, "l2", e, selection=True, curve=True) for e in epochs]
-        scores = [top1(cached(r, settings.runs_dir)) for r in runs]
+        scores = [top1(cached(r, settings.runs_dir, settings.selection_backend)) for r in runs]
         # Longer only while the longest is still better than every shorter one by the plateau margin.
         if None in scores or scores[-1] <= max(scores[:-1]) + PLATEAU or len(epochs) >= 5:
             return runs
@@ -122,7 +123,7 @@ def chosen_epochs(settings, dataset):
     if settings.quick:
         return 3
     runs = schedule_runs(settings, dataset)
-    scores = [top1(cached(r, settings.runs_dir)) for r in runs]
+    scores = [top1(cached(r, settings.runs_dir, settings.selection_backend)) for r in runs]
     if None in scores:
         return None
     best = max(scores)
@@ -166,7 +167,7 @@ def _grid_run(settings, method, value, epochs):
 
 def _grid_score(settings, method, value, epochs):
     """Val top-1, -1 for a diverged run, None before it ran."""
-    result = cached(_grid_run(settings, method, value, epochs), settings.runs_dir)
+    result = cached(_grid_run(settings, method, value, epochs), settings.runs_dir, settings.selection_backend)
     if result is None:
         return None
     return -1.0 if "diverged" in result else result["top1"]

@@ -326,6 +326,37 @@ def dtnh_section(settings, results_dir):
     return "\n".join(lines)
 
 
+BACKEND_SUBSET = ("l2", "l2_sp", "delta", "l2_sp+dtnh")
+
+
+def backend_section(settings, dataset="dtd10", labels=BACKEND_SUBSET):
+    """The same runs (same configs, same seeds) on TensorFlow and JAX: do they agree within one std?"""
+    lines = [
+        "| method | TensorFlow top-1 (%) | JAX top-1 (%) | JAX − TF | within one std |",
+        "|---|---|---|---|---|",
+    ]
+    for label in labels:
+        runs = plans.table_runs(settings, dataset, [label])
+        tf, jax = (
+            [
+                r
+                for r in (cached(run, settings.runs_dir, b) for run in runs)
+                if r is not None and "diverged" not in r
+            ]
+            for b in ("tensorflow", "jax")
+        )
+        if not tf or not jax:
+            lines.append(f"| {NAMES[label]} | {_mean_std([r['top1'] for r in tf])} | pending | | |")
+            continue
+        a, b = [r["top1"] for r in tf], [r["top1"] for r in jax]
+        diff = np.mean(b) - np.mean(a)
+        std = max(np.std(a, ddof=1) if len(a) > 1 else 0.0, np.std(b, ddof=1) if len(b) > 1 else 0.0)
+        lines.append(
+            f"| {NAMES[label]} | {_mean_std(a)} | {_mean_std(b)} | {100 * diff:+.1f} | {'yes' if abs(diff) <= std else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def _cell(results):
     if not results:
         return "pending"
@@ -450,6 +481,7 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     for dataset in plans.DATASETS:
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
+    sections.append("## TensorFlow and JAX (DTD-10, same configs and seeds)\n\n" + backend_section(settings))
     sections.append(
         f"Every run's JSON: `docs/benchmarks/runs_{backend}.json` ({len(runs)} runs; key = hash of the "
         "run's config, see `benchmarks/runs.py`)."

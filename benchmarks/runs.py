@@ -88,13 +88,13 @@ def file_digest(path):
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def result_path(run, runs_dir):
-    return os.path.join(runs_dir, keras.backend.backend(), f"{run.key()}.json")
+def result_path(run, runs_dir, backend=None):
+    return os.path.join(runs_dir, backend or keras.backend.backend(), f"{run.key()}.json")
 
 
-def cached(run, runs_dir):
-    """The saved result of `run`, or None."""
-    path = result_path(run, runs_dir)
+def cached(run, runs_dir, backend=None):
+    """The saved result of `run` on `backend` (default: this one), or None."""
+    path = result_path(run, runs_dir, backend)
     if not os.path.isfile(path):
         return None
     with open(path) as handle:

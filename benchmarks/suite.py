@@ -52,6 +52,12 @@ flags.DEFINE_integer("seeds", 3, "Seeds per table entry.", lower_bound=1)
 flags.DEFINE_string("runs_dir", "runs/suite", "Where each run's result is cached.")
 flags.DEFINE_string("results_dir", "docs/benchmarks", "Where the report's JSON and plots go.")
 flags.DEFINE_string("doc", "docs/BENCHMARKS.md", "The report.")
+flags.DEFINE_string(
+    "selection_backend",
+    "",
+    "Take the schedule and coefficients from this backend's saved runs (e.g. tensorflow, for a "
+    "JAX subset); empty: this backend's.",
+)
 flags.DEFINE_boolean("quick", False, "CI: DTD-10, 3 epochs, 1 seed, every method.")
 flags.DEFINE_boolean("report", False, "Only rewrite the report from saved runs.")
 flags.DEFINE_integer("verbose", 0, "Keras fit verbosity.", lower_bound=0, upper_bound=2)
@@ -64,6 +70,7 @@ def settings_from(fv):
         runs_dir=os.path.join(fv.runs_dir, "quick") if fv.quick else fv.runs_dir,
         seeds=1 if fv.quick else fv.seeds,
         quick=fv.quick,
+        selection_backend=fv.selection_backend or None,
     )
 
 
