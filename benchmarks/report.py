@@ -6,6 +6,7 @@ for every method, so a method's difference to L2 (or L2-SP) is taken per seed an
 as mean ± std with a 95 % t-interval and a sign count.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -391,53 +392,54 @@ def _median(values):
 # ------------------------------------------------------------------------------------ plots
 
 
-def _pyplot():
+@contextlib.contextmanager
+def _figure(path, panels, height=3.6):
+    """A row of `panels` axes, each gridded with a legend, saved to `path` on exit."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    return pyplot
+    figure, axes = pyplot.subplots(1, panels, figsize=(5 * panels, height), squeeze=False)
+    yield axes[0]
+    for axis in axes[0]:
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    pyplot.close(figure)
 
 
 def _plot_dtnh(curves, l2, path):
+    """Top-1 against α of X and DTNH(X) (mean ± std over seeds), L2 as a line."""
     if not curves:
         return
-    pyplot = _pyplot()
-    figure, axes = pyplot.subplots(1, len(curves), figsize=(5 * len(curves), 3.8), squeeze=False)
-    for axis, (method, points) in zip(axes[0], curves.items(), strict=True):
-        for index, name in ((1, NAMES[method]), (2, f"DTNH({NAMES[method]})")):
-            xs = [a for a, *_ in points if _[index - 1]]
-            ys = [100 * np.mean(list(p[index].values())) for p in points if p[index]]
-            es = [100 * np.std(list(p[index].values())) for p in points if p[index]]
-            if xs:
-                axis.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-        if l2:
-            axis.axhline(100 * np.mean(list(l2.values())), color="grey", ls="--", label="L2")
-        axis.set(xscale="log", xlabel="α", ylabel="DTD-10 test top-1 (%)", title=NAMES[method])
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    pyplot.close(figure)
+    with _figure(path, len(curves), height=3.8) as axes:
+        for axis, (method, points) in zip(axes, curves.items(), strict=True):
+            for index, name in ((1, NAMES[method]), (2, f"DTNH({NAMES[method]})")):
+                done = [(point[0], list(point[index].values())) for point in points if point[index]]
+                if done:
+                    alphas, values = zip(*done, strict=True)
+                    means = [100 * np.mean(v) for v in values]
+                    stds = [100 * np.std(v) for v in values]
+                    axis.errorbar(alphas, means, yerr=stds, marker="o", capsize=3, label=name)
+            if l2:
+                axis.axhline(100 * np.mean(list(l2.values())), color="grey", ls="--", label="L2")
+            axis.set(xscale="log", xlabel="α", ylabel="DTD-10 test top-1 (%)", title=NAMES[method])
 
 
 def _plot_schedule(settings, path):
-    pyplot = _pyplot()
-    figure, axes = pyplot.subplots(
-        1, len(plans.DATASETS), figsize=(5 * len(plans.DATASETS), 3.6), squeeze=False
-    )
-    for axis, dataset in zip(axes[0], plans.DATASETS, strict=True):
-        for run, result in collect(settings, plans.schedule_runs(settings, dataset)):
-            curve = (result or {}).get("history", {}).get("val_accuracy")
-            if curve:
-                axis.plot(np.arange(1, len(curve) + 1), 100 * np.asarray(curve), label=f"{run.epochs} epochs")
-        axis.set(title=f"{dataset}: L2, validation", xlabel="epoch", ylabel="top-1 (%)")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    pyplot.close(figure)
+    """L2's validation curve for each schedule length, per data set."""
+    with _figure(path, len(plans.DATASETS)) as axes:
+        for axis, dataset in zip(axes, plans.DATASETS, strict=True):
+            for run, result in collect(settings, plans.schedule_runs(settings, dataset)):
+                curve = (result or {}).get("history", {}).get("val_accuracy")
+                if curve:
+                    axis.plot(
+                        np.arange(1, len(curve) + 1), 100 * np.asarray(curve), label=f"{run.epochs} epochs"
+                    )
+            axis.set(title=f"{dataset}: L2, validation", xlabel="epoch", ylabel="top-1 (%)")
 
 
 # ------------------------------------------------------------------------------------ document
