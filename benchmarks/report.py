@@ -183,10 +183,15 @@ def upstream_accuracy(settings, loss):
 
 
 def upstream_section(settings):
-    lines = ["| source | upstream loss | Tiny-ImageNet-32 val top-1 (%) |", "|---|---|---|"]
-    for loss, _ in settings.sources:
+    lines = [
+        "| source | upstream loss | Tiny-ImageNet-32 val top-1 (%) | val top-1 by epoch (Keras' log) |",
+        "|---|---|---|---|",
+    ]
+    for loss, path in settings.sources:
         result = upstream_accuracy(settings, loss)
-        lines.append(f"| `{result['path']}` | {loss} | {_pct(result['top1'])} |")
+        curve = load_source(path)[1].get("history", {}).get("val_accuracy", [])
+        points = ", ".join(_pct(v) for v in curve) or "not recorded"
+        lines.append(f"| `{result['path']}` | {loss} | {_pct(result['top1'])} | {points} |")
     return "\n".join(lines)
 
 

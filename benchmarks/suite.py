@@ -45,8 +45,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string(
     "pgd_source",
-    os.path.join(SOURCES, "tin32_cifar_resnet20_pgd_e10_b128_lr0.1_s0.keras"),
-    "The PGD source of DSD.",
+    os.path.join(SOURCES, "tin32_cifar_resnet20_pgd_priorbias_e10_b128_lr0.1_s0.keras"),
+    "The PGD source of DSD (benchmarks/sources.py --loss=pgd --head_bias=prior).",
 )
 flags.DEFINE_integer("seeds", 3, "Seeds per table entry.", lower_bound=1)
 flags.DEFINE_string("runs_dir", "runs/suite", "Where each run's result is cached.")
