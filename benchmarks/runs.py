@@ -103,10 +103,8 @@ def cached(run, runs_dir, backend=None):
 
 @functools.cache
 def load_source(path):
-    """`(model, card)` of a source file: the `.keras` model and the JSON card saved beside it."""
-    with open(os.path.splitext(path)[0] + ".json") as handle:
-        card = json.load(handle)
-    return keras_tl.models.load_model(path, compile=False), card
+    """`(model, card)` of a source file, loaded once per process (`keras_tl.models.load_model_and_card`)."""
+    return keras_tl.models.load_model_and_card(path)
 
 
 def load_splits(run, data_root):
