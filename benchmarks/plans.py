@@ -76,7 +76,8 @@ class Settings:
         return dict(self.sources)[loss]
 
 
-def _run(settings, dataset, label, epochs, seed=0, hparams=(), selection=False, **overrides):
+def make_run(settings, dataset, label, epochs, seed=0, hparams=(), selection=False, **overrides):
+    """The `Run` of table label `label` on `dataset`; `selection=True` evaluates on the selection split."""
     method, loss = METHODS.get(label, (label, "cross_entropy"))
     data = DATASETS[dataset]
     return Run(
@@ -110,7 +111,7 @@ def schedule_runs(settings, dataset):
     """L2, seed 0, at each of `SCHEDULE_EPOCHS` (doubled while the longest still gains), with curves."""
     epochs = list(SCHEDULE_EPOCHS)
     while True:
-        runs = [_run(settings, dataset, "l2", e, selection=True, curve=True) for e in epochs]
+        runs = [make_run(settings, dataset, "l2", e, selection=True, curve=True) for e in epochs]
         scores = [top1(cached(r, settings.runs_dir, settings.selection_backend)) for r in runs]
         # Longer only while the longest is still better than every shorter one by the plateau margin.
         if None in scores or scores[-1] <= max(scores[:-1]) + PLATEAU or len(epochs) >= 5:
@@ -143,7 +144,7 @@ def grid_values(settings, method, epochs):
     centre = paper_value(method, settings.batch_size)
     values = [centre / 10, centre, centre * 10]
     for _ in range(GRID_EXTENSIONS):
-        scores = [_grid_score(settings, method, v, epochs) for v in values]
+        scores = [grid_score(settings, method, v, epochs) for v in values]
         if None in scores:
             break
         best = int(np.argmax(scores))
@@ -162,10 +163,10 @@ def grid_values(settings, method, epochs):
 
 def _grid_run(settings, method, value, epochs):
     name = GRIDS[method][0]
-    return _run(settings, "dtd10", method, epochs, hparams=((name, _round(value)),), selection=True)
+    return make_run(settings, "dtd10", method, epochs, hparams=((name, _round(value)),), selection=True)
 
 
-def _grid_score(settings, method, value, epochs):
+def grid_score(settings, method, value, epochs):
     """Val top-1, -1 for a diverged run, None before it ran."""
     result = cached(_grid_run(settings, method, value, epochs), settings.runs_dir, settings.selection_backend)
     if result is None:
@@ -199,7 +200,7 @@ def chosen_hparams(settings, method):
     if epochs is None:
         return None
     values = grid_values(settings, method, epochs)
-    scores = [_grid_score(settings, method, v, epochs) for v in values]
+    scores = [grid_score(settings, method, v, epochs) for v in values]
     if None in scores:
         return None
     best = values[int(np.argmax(scores))]
@@ -221,7 +222,7 @@ def table_runs(settings, dataset, labels):
             continue
         hparams = hparams + (_quick_hparams(label) if settings.quick else ())
         seeds = 1 if settings.quick else settings.seeds
-        runs += [_run(settings, dataset, label, epochs, seed=s, hparams=hparams) for s in range(seeds)]
+        runs += [make_run(settings, dataset, label, epochs, seed=s, hparams=hparams) for s in range(seeds)]
     return runs
 
 
@@ -246,12 +247,12 @@ def dtnh_runs(settings, methods=tuple(DTNH_SWEEP)):
     epochs = chosen_epochs(settings, "dtd10")
     if epochs is None:
         return []
-    runs = [_run(settings, "dtd10", "l2", epochs, seed=s) for s in range(settings.seeds)]
+    runs = [make_run(settings, "dtd10", "l2", epochs, seed=s) for s in range(settings.seeds)]
     for method in methods:
         for alpha in DTNH_SWEEP[method]:
             for label in (method, method + "+dtnh"):
                 runs += [
-                    _run(settings, "dtd10", label, epochs, seed=s, hparams=(("alpha", alpha),))
+                    make_run(settings, "dtd10", label, epochs, seed=s, hparams=(("alpha", alpha),))
                     for s in range(settings.seeds)
                 ]
     return runs

@@ -50,6 +50,25 @@ DIRECTIONS = [
     ("caltech101", "dsd", "co_tuning"),
     ("dtd10", "dsd", "co_tuning"),
 ]
+# Table label -> the `benchmarks/step_overhead.py` case that times its training step (DSD's step is
+# DI2's; AFA and SPA→GCA are timed in their first stage).
+STEP_CASES = {
+    "l2": "plain",
+    "l2_sp": "l2_sp",
+    "knowdist": "distillation",
+    "delta": "delta",
+    "l2_sp_att": "l2_sp_attention",
+    "afa": "ast",
+    "spa_gca": "spa",
+    "bss": "bss",
+    "co_tuning": "co_tuning",
+    "lwf": "lwf",
+    "di2": "di2",
+    "dsd": "di2",
+    "l2_sp+dtnh": "dtnh_l2_sp",
+    "knowdist+dtnh": "dtnh_distillation",
+    "delta+dtnh": "dtnh_delta",
+}
 # Two-sided 95 % Student t quantiles by degrees of freedom (scipy is not a dependency).
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -233,7 +252,7 @@ def grid_section(settings):
         values = plans.grid_values(settings, method, epochs)
         cells = []
         for value in values:
-            score = plans._grid_score(settings, method, value, epochs)
+            score = plans.grid_score(settings, method, value, epochs)
             cells.append(
                 f"{value:g}: " + ("pending" if score is None else "NaN" if score < 0 else _pct(score))
             )
@@ -246,11 +265,10 @@ def grid_section(settings):
 
 def table_section(settings, dataset, labels):
     entries = table_entries(settings, dataset, labels)
-    reference_step = _median([r.get("step_seconds") for r in entries.get("l2", []) if "step_seconds" in r])
     lines = [
         "| method | coefficient | top-1 (%) | mean per-class (%) | Δ vs L2 (paired, 95 % CI, wins/n) "
-        "| Δ vs L2-SP | step time / L2 |",
-        "|---|---|---|---|---|---|---|",
+        "| Δ vs L2-SP |",
+        "|---|---|---|---|---|---|",
     ]
     for label in labels:
         results = entries.get(label, [])
@@ -258,18 +276,16 @@ def table_section(settings, dataset, labels):
         hparams = plans.chosen_hparams(settings, plans.METHODS[label][0])
         coefficient = "" if not hparams else ", ".join(f"{k}={v:g}" for k, v in hparams)
         if not results:
-            lines.append(f"| {NAMES[label]} | {coefficient} | pending | | | | |")
+            lines.append(f"| {NAMES[label]} | {coefficient} | pending | | | |")
             continue
         diverged = [r["run"]["seed"] for r in results if "diverged" in r]
         top1 = [r["top1"] for r in finished]
         mpc = [r["mean_per_class"] for r in finished]
         cell = _mean_std(top1) + (f" (diverged: seeds {diverged})" if diverged else "")
-        step = _median([r.get("step_seconds") for r in finished])
-        ratio = f"{step / reference_step:.2f}" if step and reference_step else "—"
         lines.append(
             f"| {NAMES[label]} | {coefficient} | {cell} | {_mean_std(mpc)} "
             f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2', []))))} "
-            f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2_sp', []))))} | {ratio} |"
+            f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2_sp', []))))} |"
         )
     return "\n".join(lines)
 
@@ -307,7 +323,7 @@ def dtnh_section(settings, results_dir):
             row = {}
             for label in (method, method + "+dtnh"):
                 runs = [
-                    plans._run(settings, "dtd10", label, epochs, seed=s, hparams=(("alpha", alpha),))
+                    plans.make_run(settings, "dtd10", label, epochs, seed=s, hparams=(("alpha", alpha),))
                     for s in range(settings.seeds)
                 ]
                 row[label] = [r for _, r in collect(settings, runs) if r is not None]
@@ -363,6 +379,53 @@ def backend_section(settings, dataset="dtd10", labels=BACKEND_SUBSET):
     return "\n".join(lines)
 
 
+def step_time_section(results_dir, labels, backends=("tensorflow", "jax")):
+    """Median step time per method from `benchmarks/step_overhead.py`, one quiet process per backend.
+
+    The suite's own run times are not used: its runs were timed while other work shared the cores.
+    """
+    measured = {}
+    for backend in backends:
+        path = os.path.join(results_dir, f"step_overhead_{backend}.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                measured[backend] = json.load(f)
+    if not measured:
+        return "Pending: `python benchmarks/step_overhead.py --batch_size=32 --json=...` on a quiet machine."
+    first = next(iter(measured.values()))["args"]
+    lines = [
+        f"`benchmarks/step_overhead.py --batch_size={first['batch_size']}`: {first['backbone']} (the benchmark's "
+        f"backbone), {first['steps']} steps x {first['rounds']} interleaved rounds per case, median step, "
+        "nothing else running on the machine (the background suite was paused). Ratios are to L2's step "
+        "in the same process.",
+        "",
+        "| method | " + " | ".join(f"{b} ms/step | {b} images/s | {b} / L2" for b in measured) + " |",
+        "|---|" + "---|---|---|" * len(measured),
+    ]
+    for label in labels:
+        case = STEP_CASES.get(label)
+        cells = []
+        for data in measured.values():
+            results = data["results"]
+            if case not in results or "plain" not in results:
+                cells.append("— | — | —")
+                continue
+            median = results[case]["median_s"]
+            cells.append(
+                f"{1e3 * median:.0f} | {results[case]['images_per_s']:.0f} | "
+                f"{median / results['plain']['median_s']:.2f}"
+            )
+        lines.append(f"| {NAMES[label]} | " + " | ".join(cells) + " |")
+    keras_line = [
+        f"{b}: {data['results']['plain']['median_s'] / data['results']['keras']['median_s']:.2f}"
+        for b, data in measured.items()
+        if "keras" in data["results"] and "plain" in data["results"]
+    ]
+    if keras_line:
+        lines += ["", "L2's step against a plain `keras.Model` fit the same way: " + ", ".join(keras_line) + "."]
+    return "\n".join(lines)
+
+
 def _cell(results):
     if not results:
         return "pending"
@@ -387,11 +450,6 @@ def _mean_deg(values):
 def _mean_frac(values):
     values = [v for v in values if v is not None]
     return f"{100 * np.mean(values):.0f} %" if values else "—"
-
-
-def _median(values):
-    values = [v for v in values if v]
-    return float(np.median(values)) if values else None
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -488,6 +546,7 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     for dataset in plans.DATASETS:
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
+    sections.append("## Step time on a quiet machine\n\n" + step_time_section(results_dir, labels))
     sections.append("## TensorFlow and JAX (DTD-10, same configs and seeds)\n\n" + backend_section(settings))
     sections.append(
         f"Every run's JSON: `docs/benchmarks/runs_{backend}.json` ({len(runs)} runs; key = hash of the "

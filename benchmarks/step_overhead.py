@@ -95,14 +95,17 @@ CASES = {
         1.10,
     ),
     # DTNH on a feature-map term: one more backward pass from the shared forward (<= 1.7).
-    "dtnh_delta": (
-        lambda source, taps: {
-            "regularizers": [_feature_map("delta", source, taps)],
-            "gradient_rule": keras_tl.gradients.DTNH(),
-        },
-        "delta",
-        1.7,
-    ),
+    **{
+        f"dtnh_{name}": (
+            lambda source, taps, name=name: {
+                "regularizers": [_feature_map(name, source, taps)],
+                "gradient_rule": keras_tl.gradients.DTNH(),
+            },
+            name,
+            1.7,
+        )
+        for name in ("delta", "distillation")
+    },
 }
 
 

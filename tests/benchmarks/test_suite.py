@@ -1,6 +1,7 @@
 """The benchmark suite: run keys, the plans' selection rules, paired statistics, `--quick` end to end."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -143,6 +144,22 @@ def test_beats_chance_names_every_failing_run():
         AssertionError, match=r"dtd10/bss seed 0: top-1 0.120 <= 0.146; dtd10/lwf seed 0: diverged$"
     ):
         report.check_beats_chance([result("l2", 0.5), result("bss", 0.12), result("lwf")])
+
+
+def test_step_times_come_from_the_quiet_measurement_as_ratios_to_l2(tmp_path):
+    def measured(backend, **medians):
+        results = {case: {"median_s": s, "images_per_s": 32 / s} for case, s in medians.items()}
+        args = {"batch_size": 32, "backbone": "cifar_resnet20", "steps": 15, "rounds": 3}
+        path = tmp_path / f"step_overhead_{backend}.json"
+        path.write_text(json.dumps({"backend": backend, "args": args, "results": results}))
+
+    assert report.step_time_section(str(tmp_path), ["l2"]).startswith("Pending")
+    measured("tensorflow", keras=0.09, plain=0.1, delta=0.125)
+    measured("jax", plain=0.2, dtnh_delta=0.3)
+    rows = report.step_time_section(str(tmp_path), ["l2", "delta", "delta+dtnh"]).splitlines()
+    assert "| DELTA | 125 | 256 | 1.25 | — | — | — |" in rows
+    assert "| DTNH(DELTA) | — | — | — | 300 | 107 | 1.50 |" in rows
+    assert rows[-1] == "L2's step against a plain `keras.Model` fit the same way: tensorflow: 1.11."
 
 
 def test_a_saved_run_is_read_back_not_trained_again(tmp_path, sources, monkeypatch):
