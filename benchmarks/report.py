@@ -275,6 +275,9 @@ def table_section(settings, dataset, labels):
         finished = [r for r in results if "diverged" not in r]
         hparams = plans.chosen_hparams(settings, plans.METHODS[label][0])
         coefficient = "" if not hparams else ", ".join(f"{k}={v:g}" for k, v in hparams)
+        di2_k = sorted({r["di2_k"] for r in results if "di2_k" in r})
+        if di2_k:  # DI2's k: shared upstream classes + 1, from the source's mean logits per target class
+            coefficient += ", k=" + "/".join(map(str, di2_k))
         if not results:
             lines.append(f"| {NAMES[label]} | {coefficient} | pending | | | |")
             continue

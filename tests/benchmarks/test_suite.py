@@ -112,6 +112,10 @@ def test_table_pairs_seeds_across_methods(tmp_path, sources):
             save(settings, run, 0.3)
     dsd = [r for r in plans.table_runs(settings, "dtd10", ["dsd"])]
     assert {r.source for r in dsd} == {sources["c"]} and dsd[0].hparams == (("lam", 0.0001),)
+    for run in dsd:
+        save(settings, run, 0.5, di2_k=4)
+    (row,) = [line for line in report.table_section(settings, "dtd10", ["dsd"]).splitlines() if "DSD" in line]
+    assert row.startswith("| DSD (PGD source + DI2) | lam=0.0001, k=4 | 50.0 ± 0.0 (n=3) |")
 
 
 def test_paired_statistics_match_scipy():
