@@ -9,7 +9,6 @@ epoch is checkpointed (`AtomicBackupAndRestore`): rerun the same command after a
 source is written with its card, and the validation curve is in the card's `history`.
 """
 
-import json
 import os
 
 from absl import app, flags, logging
@@ -67,11 +66,7 @@ def main(argv):
         seed=0,
         verbose=2,
     )
-    card = keras_tl.models.load_card(output)
-    card["history"] = {key: [float(v) for v in values] for key, values in history.items()}
-    with open(os.path.splitext(output)[0] + ".json", "w") as handle:
-        json.dump(card, handle, indent=2)
-    print(f"Wrote {output}; val accuracy by epoch: {card['history'].get('val_accuracy')}")
+    print(f"Wrote {output}; val accuracy by epoch: {history.get('val_accuracy')}")
 
 
 if __name__ == "__main__":

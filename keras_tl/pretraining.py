@@ -83,7 +83,8 @@ def pretrain(
             softmax's log N instead of N·log 2, the usual remedy for one-vs-all training from
             scratch, cf. Lin et al. 2017's prior initialisation); a float: that value; None:
             the backbone's zeros.
-        output: the `.keras` path; the card goes beside it (`keras_tl.models.load_card`).
+        output: the `.keras` path; the card goes beside it (`keras_tl.models.load_card`), with
+            the per-epoch `history` (`val_*` with `eval_data`).
         eval_data: a split evaluated after each epoch, or None.
         backup_dir: `AtomicBackupAndRestore` folder; None: no backup.
         seed: the run's seed.
@@ -159,6 +160,8 @@ def pretrain(
         "class_names": train.class_names,
         "loss": loss,
         "loss_options": {k: v for k, v in (loss_options or {}).items() if k != "wnids"},
+        # The whole run's curve: `AtomicBackupAndRestore` carries a resumed run's earlier epochs.
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
     if head_bias is not None:
         card["head_bias"] = head_bias

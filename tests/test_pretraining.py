@@ -81,6 +81,8 @@ def test_head_bias_prior_starts_every_sigmoid_at_one_over_n(tmp_path):
     np.testing.assert_allclose(seen["bias"], np.full(5, -np.log(4.0)), rtol=1e-6)
     # The features start near zero-mean, so the mean sigmoid is about 1/N (it is exactly 1/N at the bias alone).
     assert abs(float(np.mean(1 / (1 + np.exp(-seen["logits"])))) - 0.2) < 0.1
-    assert keras_tl.models.load_card(output)["head_bias"] == "prior"
+    card = keras_tl.models.load_card(output)
+    assert card["head_bias"] == "prior"
+    assert list(card["history"]) == ["accuracy", "loss"] and len(card["history"]["loss"]) == 1
     with pytest.raises(ValueError, match=r"^Expected head_bias to be 'prior', a number or None. Received: head_bias='zero'$"):
         keras_tl.pretrain(train, "cifar_resnet8", head_bias="zero", output=output)

@@ -126,6 +126,7 @@ def test_pretraining_resumes_after_an_interruption(tmp_path):
     _, history = keras_tl.pretrain(train, "cifar_resnet8", callbacks=[count], verbose=0, **kwargs)
     assert epochs_run == [1]  # only the second epoch ran
     assert len(history["loss"]) == 2  # and the history holds both, the first from the checkpoint
+    assert keras_tl.models.load_card(kwargs["output"])["history"]["loss"] == history["loss"]
     assert os.path.exists(tmp_path / "s.keras") and not os.path.exists(tmp_path / "b")
 
 
