@@ -398,9 +398,8 @@ def step_time_section(results_dir, labels, backends=("tensorflow", "jax")):
     first = next(iter(measured.values()))["args"]
     lines = [
         f"`benchmarks/step_overhead.py --batch_size={first['batch_size']}`: {first['backbone']} (the benchmark's "
-        f"backbone), {first['steps']} steps x {first['rounds']} interleaved rounds per case, median step, "
-        "nothing else running on the machine (the background suite was paused). Ratios are to L2's step "
-        "in the same process.",
+        f"backbone), {first['steps']} steps x {first['rounds']} interleaved rounds per case, median step. "
+        "Ratios are to L2's step in the same process; how the machine was kept quiet is in the notes above.",
         "",
         "| method | " + " | ".join(f"{b} ms/step | {b} images/s | {b} / L2" for b in measured) + " |",
         "|---|" + "---|---|---|" * len(measured),
