@@ -55,9 +55,14 @@ GRIDS = {
 GRID_EXTENSIONS = 2  # a winner at an edge adds the next value out, at most this many times
 SCHEDULE_EPOCHS = (10, 20, 40)
 PLATEAU = 0.01  # the schedule: fewest epochs within this top-1 of the best
-# L2-SP from its paper value up; KnowDist from its grid's choice (2e-5) in half-decades to where it
-# diverges (from 6e-4 on: in every seed, with and without DTNH).
-DTNH_SWEEP = {"l2_sp": (0.01, 0.1, 1.0, 10.0), "knowdist": (0.00002, 0.00006, 0.0002, 0.0006, 0.002)}
+# L2-SP from its paper value up; KnowDist and DELTA from their grids' choices (2e-5, 2e-3) in
+# half-decades to where they fall below L2 or diverge (KnowDist from 6e-4 on, in every seed, with
+# and without DTNH; DELTA's grid diverged at 0.2).
+DTNH_SWEEP = {
+    "l2_sp": (0.01, 0.1, 1.0, 10.0),
+    "knowdist": (0.00002, 0.00006, 0.0002, 0.0006, 0.002),
+    "delta": (0.002, 0.006, 0.02, 0.06),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -267,8 +267,8 @@ def table_section(settings, dataset, labels):
     entries = table_entries(settings, dataset, labels)
     lines = [
         "| method | coefficient | top-1 (%) | mean per-class (%) | Δ vs L2 (paired, 95 % CI, wins/n) "
-        "| Δ vs L2-SP |",
-        "|---|---|---|---|---|---|",
+        "| Δ vs L2-SP | train CE, last epoch |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label in labels:
         results = entries.get(label, [])
@@ -279,7 +279,7 @@ def table_section(settings, dataset, labels):
         if di2_k:  # DI2's k: shared upstream classes + 1, from the source's mean logits per target class
             coefficient += ", k=" + "/".join(map(str, di2_k))
         if not results:
-            lines.append(f"| {NAMES[label]} | {coefficient} | pending | | | |")
+            lines.append(f"| {NAMES[label]} | {coefficient} | pending | | | | |")
             continue
         diverged = [r["run"]["seed"] for r in results if "diverged" in r]
         top1 = [r["top1"] for r in finished]
@@ -288,9 +288,20 @@ def table_section(settings, dataset, labels):
         lines.append(
             f"| {NAMES[label]} | {coefficient} | {cell} | {_mean_std(mpc)} "
             f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2', []))))} "
-            f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2_sp', []))))} |"
+            f"| {_diff_cell(paired(by_seed(finished), by_seed(entries.get('l2_sp', []))))} "
+            f"| {_final_train_loss(finished)} |"
         )
     return "\n".join(lines)
+
+
+def _final_train_loss(results):
+    """Mean over seeds of the last epoch's empirical (cross-entropy) training loss.
+
+    How far a term holds the network back from fitting the target: next to top-1 it tells
+    whether a method loses accuracy by under-fitting (a pull too strong for what the source holds).
+    """
+    values = [r["history"]["empirical_loss"][-1] for r in results if r.get("history", {}).get("empirical_loss")]
+    return f"{np.mean(values):.3f}" if values else "—"
 
 
 def directions_section(settings, labels):

@@ -30,6 +30,7 @@ DEFAULT_PLANS = [
     "schedule:caltech101",
     "table:caltech101",
     "dtnh:knowdist",
+    "dtnh:delta",
 ]
 
 FLAGS = flags.FLAGS

@@ -57,7 +57,7 @@ def save(settings, run, top1=None, diverged=False, **extra):
         {"run": dataclasses.asdict(run), "diverged": "NaN"} if diverged else {"run": dataclasses.asdict(run)}
     )
     if not diverged:
-        result.update(top1=top1, mean_per_class=top1, history={}, **extra)
+        result.update({"top1": top1, "mean_per_class": top1, "history": {}, **extra})
     save_result(run, settings.runs_dir, result)
 
 
@@ -112,10 +112,11 @@ def test_table_pairs_seeds_across_methods(tmp_path, sources):
             save(settings, run, 0.3)
     dsd = [r for r in plans.table_runs(settings, "dtd10", ["dsd"])]
     assert {r.source for r in dsd} == {sources["c"]} and dsd[0].hparams == (("lam", 0.0001),)
-    for run in dsd:
-        save(settings, run, 0.5, di2_k=4)
+    for run, loss in zip(dsd, (0.5, 0.75, 1.0), strict=True):
+        save(settings, run, 0.5, di2_k=4, history={"empirical_loss": [2.0, loss]})
     (row,) = [line for line in report.table_section(settings, "dtd10", ["dsd"]).splitlines() if "DSD" in line]
     assert row.startswith("| DSD (PGD source + DI2) | lam=0.0001, k=4 | 50.0 ± 0.0 (n=3) |")
+    assert row.endswith("| 0.750 |")  # the last epoch's training cross-entropy, mean over seeds
 
 
 def test_paired_statistics_match_scipy():
