@@ -265,8 +265,31 @@ def dtnh_runs(settings, methods=tuple(DTNH_SWEEP)):
     return runs
 
 
+# DELTA with every channel weighted alike: a softmax temperature so large that softmax(z / T) is
+# uniform to 1e-9, so the term is KnowDist's averaged over positions (DELTA's reduction).
+UNIFORM_ATTENTION = (("temperature", 1e9),)
+
+
+def ablation_runs(settings, dataset):
+    """DELTA at its chosen α with uniform channel weights, every seed, on `dataset`'s test split.
+
+    Next to DELTA and KnowDist it separates the two ways DELTA's term differs from KnowDist's:
+    the channel attention (DELTA − uniform) and the per-position averaging with its own α
+    (uniform − KnowDist).
+    """
+    epochs = chosen_epochs(settings, dataset)
+    hparams = chosen_hparams(settings, "delta")
+    if epochs is None or hparams is None:
+        return []
+    return [
+        make_run(settings, dataset, "delta", epochs, seed=s, hparams=hparams + UNIFORM_ATTENTION)
+        for s in range(settings.seeds)
+    ]
+
+
 def plan(settings, name, labels=tuple(METHODS)):
-    """The runs of plan `name`: `schedule:<dataset>`, `grid`, `table:<dataset>`, `dtnh[:<method>]`."""
+    """The runs of plan `name`: `schedule:<dataset>`, `grid`, `table:<dataset>`, `dtnh[:<method>]`,
+    `ablation:<dataset>`."""
     kind, _, arg = name.partition(":")
     if kind == "schedule":
         return schedule_runs(settings, arg)
@@ -276,7 +299,10 @@ def plan(settings, name, labels=tuple(METHODS)):
         return table_runs(settings, arg, labels)
     if kind == "dtnh":
         return dtnh_runs(settings, (arg,) if arg else tuple(DTNH_SWEEP))
+    if kind == "ablation":
+        return ablation_runs(settings, arg)
     raise ValueError(
-        "Expected a plan 'schedule:<dataset>', 'grid', 'table:<dataset>' or 'dtnh[:<method>]'. "
+        "Expected a plan 'schedule:<dataset>', 'grid', 'table:<dataset>', 'dtnh[:<method>]' or "
+        "'ablation:<dataset>'. "
         f"Received: {name!r}"
     )

@@ -362,6 +362,28 @@ def dtnh_section(settings, results_dir):
     return "\n".join(lines)
 
 
+def ablation_section(settings):
+    """DELTA, DELTA with uniform channel weights and KnowDist per data set, paired per seed."""
+    lines = [
+        "| data set | KnowDist | DELTA, uniform weights | DELTA | uniform − KnowDist (averaging, α) "
+        "| DELTA − uniform (attention) | train CE: KnowDist / uniform / DELTA |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset in plans.DATASETS:
+        entries = table_entries(settings, dataset, ["knowdist", "delta"])
+        uniform = [r for _, r in collect(settings, plans.ablation_runs(settings, dataset)) if r is not None]
+        if not uniform:
+            continue
+        knowdist, delta = entries["knowdist"], entries["delta"]
+        losses = " / ".join(_final_train_loss(r) for r in (knowdist, uniform, delta))
+        lines.append(
+            f"| {dataset} | {_cell(knowdist)} | {_cell(uniform)} | {_cell(delta)} "
+            f"| {_diff_cell(paired(by_seed(uniform), by_seed(knowdist)))} "
+            f"| {_diff_cell(paired(by_seed(delta), by_seed(uniform)))} | {losses} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else "Pending."
+
+
 BACKEND_SUBSET = ("l2", "l2_sp", "delta", "l2_sp+dtnh")
 
 
@@ -525,7 +547,9 @@ def every_run(settings, labels):
     """Every saved result any plan refers to, once."""
     seen = {}
     names = (
-        [f"schedule:{d}" for d in plans.DATASETS] + ["grid", "dtnh"] + [f"table:{d}" for d in plans.DATASETS]
+        [f"schedule:{d}" for d in plans.DATASETS]
+        + ["grid", "dtnh"]
+        + [f"{kind}:{d}" for kind in ("table", "ablation") for d in plans.DATASETS]
     )
     for name in names:
         for run, result in collect(settings, plans.plan(settings, name, labels)):
@@ -559,6 +583,9 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     for dataset in plans.DATASETS:
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
+    sections.append(
+        "## DELTA's channel attention, ablated (test split, same α and seeds)\n\n" + ablation_section(settings)
+    )
     sections.append("## Step time on a quiet machine\n\n" + step_time_section(results_dir, labels))
     sections.append("## TensorFlow and JAX (DTD-10, same configs and seeds)\n\n" + backend_section(settings))
     sections.append(

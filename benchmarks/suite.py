@@ -8,8 +8,9 @@
 Plans (see `benchmarks.plans`): `schedule:<dataset>` (L2's validation curve at growing epochs:
 the converged schedule), `grid` (each method's coefficient around the paper's value, on
 DTD-10's val split), `table:<dataset>` (every method, every seed, test split), `dtnh[:<method>]`
-(X and DTNH(X) over α on DTD-10). Each run is cached by the hash of its config under
---runs_dir, so a killed suite resumes where it stopped and plans share runs.
+(X and DTNH(X) over α on DTD-10), `ablation:<dataset>` (DELTA with uniform channel weights,
+next to DELTA and KnowDist). Each run is cached by the hash of its config under --runs_dir, so
+a killed suite resumes where it stopped and plans share runs.
 """
 
 import os
@@ -31,6 +32,8 @@ DEFAULT_PLANS = [
     "table:caltech101",
     "dtnh:knowdist",
     "dtnh:delta",
+    "ablation:dtd10",
+    "ablation:caltech101",
 ]
 
 FLAGS = flags.FLAGS

@@ -119,6 +119,30 @@ def test_table_pairs_seeds_across_methods(tmp_path, sources):
     assert row.endswith("| 0.750 |")  # the last epoch's training cross-entropy, mean over seeds
 
 
+def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(tmp_path, sources):
+    settings = settings_for(tmp_path, sources, seeds=2)
+    assert plans.plan(settings, "ablation:dtd10") == []  # no schedule yet
+    for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
+        save(settings, run, top1)
+    for _ in range(2):  # 0.002 wins at the grid's edge, which adds 0.0002
+        for run in plans.grid_runs(settings):
+            if run.method in ("delta", "knowdist") and cached(run, settings.runs_dir) is None:
+                save(settings, run, 0.4 if dict(run.hparams)["alpha"] == 0.002 else 0.3)
+    runs = plans.plan(settings, "ablation:dtd10")
+    assert [(r.method, r.seed, r.hparams) for r in runs] == [
+        ("delta", s, (("alpha", 0.002), ("temperature", 1e9))) for s in range(2)
+    ]
+    for label, top1s in (("knowdist", (0.50, 0.52)), ("delta", (0.49, 0.50))):
+        for run, top1 in zip(plans.table_runs(settings, "dtd10", [label]), top1s, strict=True):
+            save(settings, run, top1)
+    for run, top1 in zip(runs, (0.48, 0.51), strict=True):
+        save(settings, run, top1)
+    (row,) = [line for line in report.ablation_section(settings).splitlines() if line.startswith("| dtd10")]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[4].startswith("-1.5 ± 0.7")  # uniform − KnowDist: seeds -2, -1
+    assert cells[5].startswith("+0.0 ± 1.4")  # DELTA − uniform: seeds +1, -1
+
+
 def test_paired_statistics_match_scipy():
     values = {0: 0.52, 1: 0.55, 2: 0.50, 3: 0.58}
     reference = {0: 0.50, 1: 0.51, 2: 0.51, 3: 0.53, 9: 0.9}  # seed 9 has no pair
