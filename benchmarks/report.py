@@ -201,6 +201,11 @@ def upstream_accuracy(settings, loss):
     return result
 
 
+# A source trained before cards recorded `history` has its curve from a re-run of the same recipe
+# (`benchmarks/sources.py --output=...`), whose card is kept beside it under this suffix.
+RERUN_CARD = ".rerun.json"
+
+
 def upstream_section(settings):
     lines = [
         "| source | upstream loss | Tiny-ImageNet-32 val top-1 (%) | val top-1 by epoch (Keras' log) |",
@@ -210,6 +215,14 @@ def upstream_section(settings):
         result = upstream_accuracy(settings, loss)
         curve = load_source(path)[1].get("history", {}).get("val_accuracy", [])
         points = ", ".join(_pct(v) for v in curve) or "not recorded"
+        rerun = path[: -len(".keras")] + RERUN_CARD
+        if not curve and os.path.isfile(rerun):
+            with open(rerun) as handle:
+                curve = json.load(handle).get("history", {}).get("val_accuracy", [])
+            points = (
+                f"not recorded in its card; the same recipe re-run (`{os.path.basename(rerun)}`): "
+                + ", ".join(_pct(v) for v in curve)
+            )
         lines.append(f"| `{result['path']}` | {loss} | {_pct(result['top1'])} | {points} |")
     return "\n".join(lines)
 
