@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks import plans
 from benchmarks.runs import cached, file_digest, load_source
+from keras_tl.models.cards import card_path, load_card
 from keras_tl.utils import files
 
 NAMES = {
@@ -201,9 +202,9 @@ def upstream_accuracy(settings, loss):
     return result
 
 
-# A source trained before cards recorded `history` has its curve from a re-run of the same recipe
-# (`benchmarks/sources.py --output=...`), whose card is kept beside it under this suffix.
-RERUN_CARD = ".rerun.json"
+# A source trained before cards recorded `history` takes its curve from a re-run of the same recipe,
+# whose card is kept beside it as `<name>.rerun.json` (the card of `<name>.rerun.keras`).
+RERUN_SUFFIX = ".rerun"
 
 
 def upstream_section(settings):
@@ -214,15 +215,12 @@ def upstream_section(settings):
     for loss, path in settings.sources:
         result = upstream_accuracy(settings, loss)
         curve = load_source(path)[1].get("history", {}).get("val_accuracy", [])
-        points = ", ".join(_pct(v) for v in curve) or "not recorded"
-        rerun = path[: -len(".keras")] + RERUN_CARD
-        if not curve and os.path.isfile(rerun):
-            with open(rerun) as handle:
-                curve = json.load(handle).get("history", {}).get("val_accuracy", [])
-            points = (
-                f"not recorded in its card; the same recipe re-run (`{os.path.basename(rerun)}`): "
-                + ", ".join(_pct(v) for v in curve)
-            )
+        origin = ""
+        if not curve:
+            rerun = os.path.splitext(path)[0] + RERUN_SUFFIX + ".keras"
+            curve = load_card(rerun).get("history", {}).get("val_accuracy", [])
+            origin = f"not recorded in its card; the same recipe re-run (`{os.path.basename(card_path(rerun))}`): "
+        points = origin + ", ".join(_pct(v) for v in curve) if curve else "not recorded"
         lines.append(f"| `{result['path']}` | {loss} | {_pct(result['top1'])} | {points} |")
     return "\n".join(lines)
 
