@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from benchmarks import plans
-from benchmarks.runs import cached, file_digest, load_source
+from benchmarks.runs import cached, file_digest, load_source, save_json
 from keras_tl.models.cards import card_path, load_card
 from keras_tl.utils import files
 
@@ -198,7 +198,7 @@ def upstream_accuracy(settings, loss):
     )
     result = {"path": os.path.basename(path), "card": {k: v for k, v in card.items() if k != "class_names"}}
     result.update(keras_tl.data.evaluate(model, data.dataset, data.num_classes))
-    files.write_json(saved, result)
+    save_json(saved, result)
     return result
 
 

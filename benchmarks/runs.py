@@ -178,6 +178,37 @@ def execute(run, data_root, runs_dir, verbose=0):
 
 def save_result(run, runs_dir, result):
     """Writes `result` as `run`'s saved result (atomically: a kill leaves the old file or none)."""
-    path = result_path(run, runs_dir)
+    save_json(result_path(run, runs_dir), result)
+
+
+def save_json(path, obj):
+    """`files.write_json`, creating `path`'s folder first (a fresh clone has no `runs_dir`)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    files.write_json(path, result)
+    files.write_json(path, obj)
+
+
+def restore(results_dir, runs_dir):
+    """Copies each committed result of `<results_dir>/runs_<backend>.json` that `runs_dir` lacks into it.
+
+    `runs_dir` is a local, uncommitted cache; the report's `runs_<backend>.json` is the committed
+    record of every finished run. Without this, a fresh clone would see no finished run, plan
+    from nothing, and rewrite that record with only what it ran itself. A result whose key no
+    longer matches any run (its source or config changed) is restored but never read.
+
+    Returns:
+        `{backend: number of results restored}`.
+    """
+    restored = {}
+    for backend in ("tensorflow", "jax"):
+        record = os.path.join(results_dir, f"runs_{backend}.json")
+        if not os.path.isfile(record):
+            continue
+        with open(record) as handle:
+            results = json.load(handle)
+        restored[backend] = 0
+        for result in results:
+            path = os.path.join(runs_dir, backend, f"{result['key']}.json")
+            if not os.path.isfile(path):
+                save_json(path, result)
+                restored[backend] += 1
+    return restored

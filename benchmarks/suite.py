@@ -19,7 +19,7 @@ import time
 from absl import app, flags, logging
 
 from benchmarks import plans, report
-from benchmarks.runs import cached, execute
+from benchmarks.runs import cached, execute, restore
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = os.path.join(PROJECT_ROOT, "saved_models", "sources")
@@ -115,6 +115,9 @@ def run_plan(settings, name, labels, verbose=0):
 def main(argv):
     del argv
     settings = settings_from(FLAGS)
+    if not FLAGS.quick:
+        restored = restore(FLAGS.results_dir, settings.runs_dir)
+        logging.info("Restored committed results into %s: %s", settings.runs_dir, restored)
     if not FLAGS.report:
         names = ["table:dtd10"] if FLAGS.quick else FLAGS.plans
         for name in names:

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from benchmarks import plans, report, suite
-from benchmarks.runs import HOLDOUT, Run, cached, save_result
+from benchmarks.runs import HOLDOUT, Run, cached, restore, result_path, save_json, save_result
 
 
 @pytest.fixture
@@ -200,6 +200,30 @@ def test_a_saved_run_is_read_back_not_trained_again(tmp_path, sources, monkeypat
 
     assert execute(run, settings.data_root, settings.runs_dir)["top1"] == 0.42
     assert cached(dataclasses.replace(run, seed=1), settings.runs_dir) is None
+
+
+def test_a_fresh_clone_resumes_from_the_committed_record_without_overwriting_local_runs(tmp_path, sources):
+    """`runs_dir` is not committed: the record `runs_<backend>.json` must refill it, local results winning."""
+    committed = settings_for(tmp_path, sources)
+    runs = plans.schedule_runs(committed, "caltech101")
+    for run, top1 in zip(runs, (0.50, 0.70, 0.69), strict=True):
+        save(committed, run, top1, key=run.key())
+    record = [cached(run, committed.runs_dir) for run in runs]
+    results_dir = tmp_path / "docs"
+    results_dir.mkdir()
+    (results_dir / "runs_tensorflow.json").write_text(json.dumps(record))
+    (results_dir / "runs_jax.json").write_text(json.dumps(record[:1]))
+
+    fresh = dataclasses.replace(committed, runs_dir=str(tmp_path / "fresh"), selection_backend="tensorflow")
+    assert plans.chosen_epochs(fresh, "caltech101") is None
+    local = result_path(runs[0], fresh.runs_dir, "tensorflow")
+    save_json(local, {**record[0], "top1": 0.1})
+    assert restore(str(results_dir), fresh.runs_dir) == {"tensorflow": 2, "jax": 1}
+    assert cached(runs[0], fresh.runs_dir, "tensorflow")["top1"] == 0.1  # not overwritten
+    assert cached(runs[2], fresh.runs_dir, "tensorflow")["top1"] == 0.69
+    assert cached(runs[0], fresh.runs_dir, "jax")["top1"] == 0.50
+    assert plans.chosen_epochs(fresh, "caltech101") == 20  # the plan continues from the record
+    assert restore(str(results_dir), fresh.runs_dir) == {"tensorflow": 0, "jax": 0}
 
 
 @pytest.mark.skipif(
