@@ -335,7 +335,5 @@ def load_split(
         classes=class_list(config.classes, config.dataset, digits_classes),
         seed=seed,
         data_dir=config.data_dir,
-        # One batch shape in training: JAX compiles the train step once.
-        drop_remainder=training,
         **sampling,
     )

@@ -42,7 +42,10 @@ def main(argv):
     output = FLAGS.output or os.path.join(PROJECT_ROOT, "saved_models", "sources", f"{name}.keras")
     root = os.path.join(FLAGS.data_root, "tiny-imagenet-32")
     common = {"image_size": 32, "preprocess": "cifar_resnet20", "batch_size": FLAGS.batch_size}
-    train = keras_tl.data.load(f"tfrecord:{root}", "train", training=True, seed=0, **common)
+    # The committed sources kept the short last batch: keep it, so their recipe re-runs as it ran.
+    train = keras_tl.data.load(
+        f"tfrecord:{root}", "train", training=True, drop_remainder=False, seed=0, **common
+    )
     validation = keras_tl.data.load(f"tfrecord:{root}", "validation", training=False, **common)
     options = None
     if FLAGS.loss == "pgd":

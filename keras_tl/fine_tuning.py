@@ -108,7 +108,11 @@ def fine_tune(
 
 
 def steps_per_epoch(train):
-    """Full batches per epoch of a split (at least 1): the unit of the cosine schedule's length."""
+    """Full batches per epoch of a split (at least 1): the unit of the cosine schedule's length.
+
+    A training split from `keras_tl.data.load` yields exactly these (it drops the short last
+    batch unless `drop_remainder=False`).
+    """
     return max(1, train.num_examples // train.batch_size)
 
 

@@ -116,7 +116,7 @@ def load(
     check_images=True,
     cache=True,
     shuffle_buffer=10_000,
-    drop_remainder=False,
+    drop_remainder=None,
 ):
     """Loads a split of an image classification data set as a batched `tf.data` pipeline.
 
@@ -157,7 +157,10 @@ def load(
             warning counts them); else unreadable images are dropped as they are read.
         cache: keep the encoded images in memory after the first epoch.
         shuffle_buffer: shuffle buffer size (capped at the number of examples).
-        drop_remainder: drop the last incomplete batch.
+        drop_remainder: drop the last incomplete batch; defaults to `training`. Training drops
+            it because `keras_tl.fine_tune`'s cosine schedule counts full batches
+            (`fine_tuning.steps_per_epoch`): a short batch would run past the schedule's end,
+            and under JAX it would also compile the step a second time.
 
     Returns:
         A `Split` (dataset, class_names, labels, image_size).
@@ -169,6 +172,7 @@ def load(
     """
     image_size = _pair(image_size)
     training = (split == "train") if training is None else bool(training)
+    drop_remainder = training if drop_remainder is None else bool(drop_remainder)
     if crops not in transforms.CROPS:
         raise ValueError(f"Expected crops to be one of {transforms.CROPS}. Received: crops={crops!r}")
     if not (callable(augment) or augment in AUGMENTATIONS):

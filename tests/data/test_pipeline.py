@@ -68,13 +68,20 @@ def split_raw_images(folder):
     return [transforms.decode(encoded).numpy() for _, encoded, _ in records.indexed()]
 
 
-def test_training_batches_shuffle_augment_and_drop_the_remainder(folder):
-    split = keras_tl.data.load(
-        folder, "all", image_size=4, batch_size=4, drop_remainder=True, seed=0, training=True
-    )
+def test_training_batches_shuffle_augment_and_drop_the_remainder_by_default(folder):
+    split = keras_tl.data.load(folder, "all", image_size=4, batch_size=4, seed=0, training=True)
     epochs = [[y for _, y in split.dataset.as_numpy_iterator()] for _ in range(2)]
     assert [len(b) for b in epochs[0]] == [4, 4, 4]
+    # The cosine schedule's length counts these batches: no step runs past it.
+    assert len(epochs[0]) == keras_tl.fine_tuning.steps_per_epoch(split)
     assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))  # reshuffled
+    kept = keras_tl.data.load(
+        folder, "all", image_size=4, batch_size=4, seed=0, training=True, drop_remainder=False
+    )
+    evaluation = keras_tl.data.load(folder, "all", image_size=4, batch_size=4, training=False)
+    for whole in (kept, evaluation):
+        sizes = [len(y) for _, y in whole.dataset.as_numpy_iterator()]
+        assert sizes[:3] == [4, 4, 4] and sum(sizes) == whole.num_examples > 12
 
 
 def test_an_epochs_crops_do_not_depend_on_what_read_the_data_before(folder):
