@@ -144,12 +144,15 @@ common.validate_finite(FLAGS)
 
 
 def parse_hparams(values):
-    """`["alpha=0.1", "k=2", "l2.beta=1e-3"]` → `{"alpha": 0.1, "k": 2, "l2.beta": 0.001}`."""
+    """`["alpha=0.1", "k=2", "attention=false"]` → `{"alpha": 0.1, "k": 2, "attention": False}`."""
     parsed = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"Expected --hparams entries 'name=value'. Received: {item!r}")
+        if value.lower() in ("true", "false"):
+            parsed[key] = value.lower() == "true"
+            continue
         for kind in (int, float, str):
             try:
                 parsed[key] = kind(value)

@@ -28,6 +28,7 @@ from absl import logging
 from keras_tl import attention, backbones, diffusion, gradients, regularizers
 from keras_tl.callbacks import StagedRegularization
 from keras_tl.models import TransferModel
+from keras_tl.regularizers.delta import UNIFORM as UNIFORM_CHANNELS
 from keras_tl.relationship import category_relationship, class_means, upstream_logits
 
 DTNH_SUFFIX = "+dtnh"
@@ -167,6 +168,7 @@ def delta(
     num_batches=4,
     head_epochs=10,
     reduction="sum",
+    attention=True,
 ):
     """DELTA: feature-map distillation weighted by supervised channel attention (Li et al., TKDD 2021, Eq. 7-9).
 
@@ -176,17 +178,20 @@ def delta(
     size B the same balance is α·64/B. The channel weights come from Alg. 1 on the training
     split (`delta_channel_weights`: an L2-FE head of `head_epochs` epochs, channel ablation on
     `num_batches` batches, normalised by the released code's softmax(zscore / 5)), cached in
-    the run's folder.
+    the run's folder. `attention=False` is the paper's "DELTA (w/o ATT)" (Table 1): every
+    channel weighs 1 and nothing is measured (`normalization` ... `head_epochs` are then unused).
     """
 
-    def prepare(context):
-        weights = _delta_weights(context, normalization, temperature, num_batches, head_epochs)
+    def terms(weights):
         return [
             regularizers.DELTA(alpha=alpha, channel_weights=weights, reduction=reduction),
             regularizers.L2(beta=beta, scope="head"),
         ]
 
-    return Setup([], prepare=prepare)
+    def prepare(context):
+        return terms(_delta_weights(context, normalization, temperature, num_batches, head_epochs))
+
+    return Setup(terms(UNIFORM_CHANNELS)) if not attention else Setup([], prepare=prepare)
 
 
 def l2_sp_att(
@@ -367,7 +372,8 @@ def default_hparams(method):
 def check_hparam(method, key, value):
     """Raises `ValueError` unless `value` fits the hyperparameter `key` (`name` or `method.name`) of `method`.
 
-    A number where the default is one, finite, and an integer where the default is an int.
+    A bool where the default is one; a number where the default is one, finite, and an
+    integer where the default is an int.
     """
     name = key.rpartition(".")[2]
     parameter = inspect.signature(METHODS[method]).parameters.get(name)
@@ -376,9 +382,13 @@ def check_hparam(method, key, value):
             f"Expected hyperparameters of {method!r} from {sorted(default_hparams(method))}. Received: {key}={value!r}"
         )
     default = parameter.default
-    if isinstance(default, bool) or not isinstance(default, (int, float)):
-        return
     example = f"e.g. the default {default!r} of {method}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):  # 0/1 or "false" would pass a truth test unnoticed
+            raise ValueError(f"Expected {key} to be True or False ({example}). Received: {key}={value!r}")
+        return
+    if not isinstance(default, (int, float)):
+        return
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}")
     if isinstance(default, int) and not float(value).is_integer():

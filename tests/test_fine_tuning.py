@@ -101,3 +101,5 @@ def test_methods_are_listed_and_validated():
         keras_tl.methods.get("l2_sp", lam=1.0)
     with pytest.raises(ValueError, match=r"Expected k to be an integer"):
         keras_tl.methods.get("bss", k=1.5)
+    with pytest.raises(ValueError, match=r"Expected attention to be True or False .* Received: attention=0"):
+        keras_tl.methods.get("delta", attention=0)

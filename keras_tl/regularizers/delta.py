@@ -13,6 +13,9 @@ from keras_tl.regularizers.feature_maps import (
     matched_names,
 )
 
+# DELTA's `channel_weights` for "DELTA (w/o ATT)" (Table 1): every channel of every tap weighs 1.
+UNIFORM = "uniform"
+
 
 def check_channel_weights(channel_weights):
     """`{layer: [float, ...]}` from a dict of non-negative weights per channel; anything else is an error."""
@@ -105,6 +108,8 @@ class DELTA(BatchSummedRegularizer):
         alpha: non-negative coefficient α (the paper's default 0.01).
         channel_weights: dict tap layer name -> list of non-negative per-channel weights
             (one per channel of that tapped map); every tap needs an entry.
+            `"uniform"`: every channel weighs 1, with nothing measured: the paper's
+            "DELTA (w/o ATT)" (Table 1, Fig. 6), the per-position distillation above.
         reduction: `"sum"` (over the batch, the authors' code) or `"mean"`.
 
     Example:
@@ -118,24 +123,35 @@ class DELTA(BatchSummedRegularizer):
 
     def __init__(self, alpha=0.01, channel_weights=None, reduction="sum", **kwargs):
         super().__init__(alpha=alpha, reduction=reduction, **kwargs)
-        self.channel_weights = check_channel_weights(channel_weights)
+        self.uniform = isinstance(channel_weights, str) and channel_weights == UNIFORM
+        if isinstance(channel_weights, str) and not self.uniform:
+            raise ValueError(
+                f"Expected channel_weights to be a dict of per-channel weights or {UNIFORM!r}. "
+                f"Received: channel_weights={channel_weights!r}"
+            )
+        self.channel_weights = None if self.uniform else check_channel_weights(channel_weights)
+
+    def _check_channels(self, channels):
+        if not self.uniform:
+            check_channel_counts(self.channel_weights, channels)
 
     def build(self, target_features_shape, source_features_shape):
         names = matched_names(target_features_shape, source_features_shape)
-        check_channel_counts(self.channel_weights, {n: target_features_shape[n][-1] for n in names})
+        self._check_channels({n: target_features_shape[n][-1] for n in names})
         super().build()
 
     def call(self, target_features, source_features):
         names = matched_names(target_features, source_features)
-        check_channel_counts(self.channel_weights, {n: target_features[n].shape[-1] for n in names})
+        self._check_channels({n: target_features[n].shape[-1] for n in names})
         total = ops.zeros((), "float32")
         for name in names:
-            weights = ops.convert_to_tensor(mean_one(self.channel_weights[name]))
             distances = channel_distances(target_features[name], source_features[name])
+            if not self.uniform:
+                distances = distances * ops.convert_to_tensor(mean_one(self.channel_weights[name]))
             positions = target_features[name].shape[1] * target_features[name].shape[2]
-            total = total + batch_reduce(distances * weights, self.reduction) / positions
+            total = total + batch_reduce(distances, self.reduction) / positions
         return 0.5 * self.alpha * total
 
     def get_config(self):
-        weights = {name: list(values) for name, values in self.channel_weights.items()}
+        weights = UNIFORM if self.uniform else {n: list(v) for n, v in self.channel_weights.items()}
         return {**super().get_config(), "channel_weights": weights}

@@ -139,6 +139,10 @@ def test_method_registry_builds_each_method_with_hparams():
     lwf = methods.build("lwf", {"lam": 0.5})
     assert lwf.source_head and [type(r).__name__ for r in lwf.regularizers] == ["L2", "LwF"]
     assert methods.build("bss", finetune.parse_hparams(["k=2"])).regularizers[1].k == 2
+    parsed = finetune.parse_hparams(["attention=False", "x=true", "y=no"])
+    assert parsed == {"attention": False, "x": True, "y": "no"}
+    delta, head = methods.build("delta", finetune.parse_hparams(["attention=false"])).regularizers
+    assert delta.uniform and type(head).__name__ == "L2"  # DELTA (w/o ATT) needs no data: nothing measured
 
 
 def test_fraction_alone_parses():

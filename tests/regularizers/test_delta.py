@@ -52,6 +52,18 @@ def test_uniform_weights_are_distillation_per_position_and_only_ratios_matter():
     )
 
 
+def test_uniform_is_delta_without_attention_and_round_trips():
+    ones = {name: [1.0] * shape[-1] for name, shape in SHAPES.items()}
+    reg = DELTA(alpha=0.4, channel_weights="uniform")
+    value = float(reg(TARGET, SOURCE))
+    assert value == pytest.approx(float(DELTA(alpha=0.4, channel_weights=ones)(TARGET, SOURCE)), rel=1e-6)
+    config = json.loads(json.dumps(reg.get_config()))
+    assert config["channel_weights"] == "uniform"
+    assert float(DELTA.from_config(config)(TARGET, SOURCE)) == pytest.approx(value, rel=1e-6)
+    with pytest.raises(ValueError, match=r"or 'uniform'. Received: channel_weights='Uniform'"):
+        DELTA(channel_weights="Uniform")
+
+
 def test_channel_weights_must_match_the_taps():
     with pytest.raises(ValueError, match=r"channel_weights layers=\['a_tap'\], taps=\['a_tap', 'b_tap'\]"):
         DELTA(channel_weights={"a_tap": WEIGHTS["a_tap"]})(TARGET, SOURCE)
