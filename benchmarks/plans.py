@@ -265,9 +265,9 @@ def dtnh_runs(settings, methods=tuple(DTNH_SWEEP)):
     return runs
 
 
-# DELTA with every channel weighted alike: a softmax temperature so large that softmax(z / T) is
-# uniform to 1e-9, so the term is KnowDist's averaged over positions (DELTA's reduction).
-UNIFORM_ATTENTION = (("temperature", 1e9),)
+# The paper's "DELTA (w/o ATT)" (Table 1): every channel weighs 1, so the term is KnowDist's
+# averaged over positions (DELTA's reduction).
+WITHOUT_ATTENTION = (("attention", False),)
 
 
 def ablation_runs(settings, dataset):
@@ -282,7 +282,7 @@ def ablation_runs(settings, dataset):
     if epochs is None or hparams is None:
         return []
     return [
-        make_run(settings, dataset, "delta", epochs, seed=s, hparams=hparams + UNIFORM_ATTENTION)
+        make_run(settings, dataset, "delta", epochs, seed=s, hparams=hparams + WITHOUT_ATTENTION)
         for s in range(settings.seeds)
     ]
 

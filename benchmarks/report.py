@@ -374,10 +374,10 @@ def dtnh_section(settings, results_dir):
 
 
 def ablation_section(settings):
-    """DELTA, DELTA with uniform channel weights and KnowDist per data set, paired per seed."""
+    """DELTA, DELTA (w/o ATT) (uniform channel weights) and KnowDist per data set, paired per seed."""
     lines = [
-        "| data set | KnowDist | DELTA, uniform weights | DELTA | uniform − KnowDist (averaging, α) "
-        "| DELTA − uniform (attention) | train CE: KnowDist / uniform / DELTA |",
+        "| data set | KnowDist | DELTA (w/o ATT) | DELTA | w/o ATT − KnowDist (averaging, α) "
+        "| DELTA − w/o ATT (attention) | train CE: KnowDist / w/o ATT / DELTA |",
         "|---|---|---|---|---|---|---|",
     ]
     for dataset in plans.DATASETS:

@@ -79,7 +79,11 @@ class Run:
         """`method` with its hyperparameters, e.g. `l2_sp(alpha=0.1)`."""
         if not self.hparams:
             return self.method
-        return f"{self.method}(" + ",".join(f"{k}={v:g}" for k, v in self.hparams) + ")"
+        return f"{self.method}(" + ",".join(f"{k}={_format(v)}" for k, v in self.hparams) + ")"
+
+
+def _format(value):
+    return str(value) if isinstance(value, bool) else f"{value:g}"  # format(False, "g") is "0"
 
 
 @functools.cache

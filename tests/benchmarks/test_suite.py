@@ -130,8 +130,9 @@ def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(t
                 save(settings, run, 0.4 if dict(run.hparams)["alpha"] == 0.002 else 0.3)
     runs = plans.plan(settings, "ablation:dtd10")
     assert [(r.method, r.seed, r.hparams) for r in runs] == [
-        ("delta", s, (("alpha", 0.002), ("temperature", 1e9))) for s in range(2)
+        ("delta", s, (("alpha", 0.002), ("attention", False))) for s in range(2)
     ]
+    assert runs[0].label == "delta(alpha=0.002,attention=False)"
     for label, top1s in (("knowdist", (0.50, 0.52)), ("delta", (0.49, 0.50))):
         for run, top1 in zip(plans.table_runs(settings, "dtd10", [label]), top1s, strict=True):
             save(settings, run, top1)
