@@ -555,7 +555,12 @@ def _plot_schedule(settings, path):
 
 
 def every_run(settings, labels):
-    """Every saved result any plan refers to, once."""
+    """Every saved result any plan refers to, once: of every method, not only `labels`.
+
+    The record must not shrink because one process ran `--methods=<a subset>`: the suite
+    restores a fresh clone's cache from it (`benchmarks.runs.restore`).
+    """
+    labels = list(dict.fromkeys([*plans.METHODS, *labels]))
     seen = {}
     names = (
         [f"schedule:{d}" for d in plans.DATASETS]

@@ -142,6 +142,9 @@ def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(t
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[4].startswith("-1.5 ± 0.7")  # uniform − KnowDist: seeds -2, -1
     assert cells[5].startswith("+0.0 ± 1.4")  # DELTA − uniform: seeds +1, -1
+    # The committed record keeps every method's runs whatever subset one process ran.
+    recorded = report.every_run(settings, ["l2"])
+    assert sum(r["run"]["method"] == "delta" and r["run"]["eval_split"] == "test" for r in recorded) == 4
 
 
 def test_paired_statistics_match_scipy():
