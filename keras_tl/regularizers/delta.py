@@ -123,8 +123,8 @@ class DELTA(BatchSummedRegularizer):
 
     def __init__(self, alpha=0.01, channel_weights=None, reduction="sum", **kwargs):
         super().__init__(alpha=alpha, reduction=reduction, **kwargs)
-        self.uniform = isinstance(channel_weights, str) and channel_weights == UNIFORM
-        if isinstance(channel_weights, str) and not self.uniform:
+        self.uniform = isinstance(channel_weights, str)
+        if self.uniform and channel_weights != UNIFORM:
             raise ValueError(
                 f"Expected channel_weights to be a dict of per-channel weights or {UNIFORM!r}. "
                 f"Received: channel_weights={channel_weights!r}"
