@@ -52,7 +52,9 @@ flags.DEFINE_string(
     os.path.join(SOURCES, "tin32_cifar_resnet20_pgd_priorbias_e10_b128_lr0.1_s0.keras"),
     "The PGD source of DSD (benchmarks/sources.py --loss=pgd --head_bias=prior).",
 )
-flags.DEFINE_integer("seeds", 3, "Seeds per table entry.", lower_bound=1)
+flags.DEFINE_integer(
+    "seeds", 3, "Seeds per entry (a test table in plans.Settings.table_seeds has its own).", lower_bound=1
+)
 flags.DEFINE_string("runs_dir", "runs/suite", "Where each run's result is cached.")
 flags.DEFINE_string("results_dir", "docs/benchmarks", "Where the report's JSON and plots go.")
 flags.DEFINE_string("doc", "docs/BENCHMARKS.md", "The report.")

@@ -44,6 +44,7 @@ def test_run_key_covers_every_field_and_the_source_by_content(sources):
 
 
 def settings_for(tmp_path, sources, **kwargs):
+    kwargs.setdefault("table_seeds", ())  # every plan takes `seeds` unless a test says otherwise
     return plans.Settings(
         sources=(("cross_entropy", sources["a"]), ("pgd", sources["c"])),
         data_root=str(tmp_path),
@@ -145,6 +146,28 @@ def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(t
     # The committed record keeps every method's runs whatever subset one process ran.
     recorded = report.every_run(settings, ["l2"])
     assert sum(r["run"]["method"] == "delta" and r["run"]["eval_split"] == "test" for r in recorded) == 4
+
+
+def test_a_table_has_its_own_seeds_and_backends_are_compared_on_the_seeds_both_ran(tmp_path, sources):
+    assert plans.Settings(sources=(), data_root="", runs_dir="").seeds_of("dtd10") == range(6)
+    settings = settings_for(tmp_path, sources, seeds=2, table_seeds=(("dtd10", 4),))
+    assert dataclasses.replace(settings, quick=True).seeds_of("dtd10") == range(1)
+    for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
+        save(settings, run, top1)
+    l2 = plans.table_runs(settings, "dtd10", ["l2"])
+    assert [r.seed for r in l2] == [0, 1, 2, 3]
+    assert [r.seed for r in plans.dtnh_runs(settings, ())] == [0, 1]  # the sweep keeps `seeds`
+    assert settings.seeds_of("caltech101") == range(2)
+    ran = {"tensorflow": (0.5, 0.5, 0.9, 0.9), "jax": (0.5, 0.5)}  # the JAX subset ran two seeds
+    for backend, top1s in ran.items():
+        for run, top1 in zip(l2, top1s, strict=False):
+            save_json(
+                result_path(run, settings.runs_dir, backend), {"run": dataclasses.asdict(run), "top1": top1}
+            )
+    (row,) = [
+        line for line in report.backend_section(settings, labels=("l2",)).splitlines() if "| L2 |" in line
+    ]
+    assert row == "| L2 | 50.0 ± 0.0 (n=2) | 50.0 ± 0.0 (n=2) | +0.0 | yes |"  # not TF's 70.0 over 4 seeds
 
 
 def test_paired_statistics_match_scipy():
