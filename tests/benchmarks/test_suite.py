@@ -107,7 +107,9 @@ def test_table_pairs_seeds_across_methods(tmp_path, sources):
     for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
         save(settings, run, top1)
     runs = plans.table_runs(settings, "dtd10", ["l2", "l2_fe", "dsd"])
-    assert [(r.method, r.seed) for r in runs] == [(m, s) for m in ("l2", "l2_fe") for s in range(3)]
+    assert [(r.method, r.seed) for r in runs] == [
+        (m, s) for s in range(3) for m in ("l2", "l2_fe")
+    ]  # seed-major
     for run in plans.grid_runs(settings):
         if run.method == "di2":
             save(settings, run, 0.3)
@@ -149,7 +151,7 @@ def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(t
 
 
 def test_a_table_has_its_own_seeds_and_backends_are_compared_on_the_seeds_both_ran(tmp_path, sources):
-    assert plans.Settings(sources=(), data_root="", runs_dir="").seeds_of("dtd10") == range(6)
+    assert plans.Settings(sources=(), data_root="", runs_dir="").seeds_of("dtd10") == range(10)
     settings = settings_for(tmp_path, sources, seeds=2, table_seeds=(("dtd10", 4),))
     assert dataclasses.replace(settings, quick=True).seeds_of("dtd10") == range(1)
     for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
