@@ -151,7 +151,7 @@ def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(t
 
 
 def test_a_table_has_its_own_seeds_and_backends_are_compared_on_the_seeds_both_ran(tmp_path, sources):
-    assert plans.Settings(sources=(), data_root="", runs_dir="").seeds_of("dtd10") == range(10)
+    assert plans.Settings(sources=(), data_root="", runs_dir="").seeds_of("dtd10") == range(6)
     settings = settings_for(tmp_path, sources, seeds=2, table_seeds=(("dtd10", 4),))
     assert dataclasses.replace(settings, quick=True).seeds_of("dtd10") == range(1)
     for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
