@@ -34,6 +34,43 @@ def _replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _spec(tensor):
+    if tensor is None:
+        return None
+    return keras.KerasTensor(tuple(tensor.shape), dtype=keras.backend.standardize_dtype(tensor.dtype))
+
+
+def _eager_variables(next_creator, **kwargs):
+    # A tf.function's own creator lifts a variable made in its trace and marks the trace to be
+    # redone; a variable that asks not to be lifted is left to the next creator, here eager.
+    kwargs["experimental_enable_variable_lifting"] = False
+    return next_creator(**kwargs)
+
+
+def _build_state_outside_trace(model, y, y_pred, optimizer=True):
+    """Creates the optimizer's and the compiled metrics' variables eagerly, once.
+
+    Without a strategy, Keras' TF trainer leaves them to the first trace of the step (its
+    `_maybe_symbolic_build` returns early), and a `tf.function` whose first trace creates
+    variables traces it a second time: 3-7 s of each 15-25 s `benchmarks.suite --quick` run
+    on 2 CPU cores. Made eagerly here, from the step's shapes, they are the
+    variables Keras' `_symbolic_build` makes before the trace under a strategy (where this
+    does nothing: Keras has built them).
+    """
+    if tf.distribute.has_strategy():
+        return
+    pending = [m for m in model.metrics if getattr(m, "built", True) is False]  # Keras' CompileMetrics
+    build_optimizer = optimizer and model.optimizer is not None and not model.optimizer.built
+    if not (pending or build_optimizer):
+        return
+    specs = keras.tree.map_structure(_spec, (y, y_pred))
+    with tf.init_scope(), tf.variable_creator_scope(_eager_variables):
+        if build_optimizer:
+            model.optimizer.build(model.trainable_variables)
+        for metric in pending:
+            metric.build(*specs)
+
+
 class _StructureReducingStrategy:
     """A `MultiWorkerMirroredStrategy` whose `reduce` maps over a nested value.
 
@@ -87,6 +124,7 @@ class TensorFlowTransferTrainer:
             values = self.step_values(x, y, training=True, names=self._needed_values(forward_regs))
             y_pred = values["logits"]
             empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)  # already / R
+            _build_state_outside_trace(self, y, y_pred)
             terms = self.regularization_terms(values, forward_regs)
             regularization = _replica_share(terms, forward_regs, replicas)
             # As Keras' trainer: scaled inside the tape (a `LossScaleOptimizer` under a mixed
@@ -132,5 +170,6 @@ class TensorFlowTransferTrainer:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         values = self.step_values(x, y, training=False)
         empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=False)
+        _build_state_outside_trace(self, y, values["logits"], optimizer=False)
         terms = _logged(self.regularization_terms(values), self.active_regularizers, _replicas())
         return self._update_trackers(x, y, values["logits"], sample_weight, empirical * _replicas(), terms)

@@ -6,7 +6,7 @@ import pytest
 
 import keras_tl
 from keras_tl.regularizers import L2
-from tests.conftest import only_once, run_python, tiny_data
+from tests.conftest import BACKEND, compile_sgd, only_once, run_python, tiny_data, tiny_source
 from tests.gradients.test_dtnh import dtnh_reference
 
 
@@ -103,3 +103,45 @@ def test_tensorflow_and_jax_take_the_same_step(dtnh):
     assert results["tensorflow"]["history"].keys() == results["jax"]["history"].keys()
     for key, value in results["tensorflow"]["history"].items():
         assert results["jax"]["history"][key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tracing is TensorFlow's; the JAX step is jitted once by Keras")
+@pytest.mark.parametrize("dtype_policy, dtnh", [("float32", False), ("mixed_float16", True)])
+def test_tensorflow_traces_each_step_once_and_its_state_is_keras(dtype_policy, dtnh):
+    """Keras' TF trainer makes the optimizer's and metrics' variables in the first trace, which
+    TF then redoes; the step builds them eagerly instead. One trace, and the same values."""
+    import tensorflow as tf
+
+    from tests.trainers.test_mixed_precision import policy
+
+    x, y = tiny_data(n=16)
+    with policy(dtype_policy):
+        rule = keras_tl.gradients.DTNH() if dtnh else None
+        model = keras_tl.TransferModel(tiny_source(), 3, regularizers=[L2(beta=0.01)], gradient_rule=rule)
+        compile_sgd(model, lr=0.05, momentum=0.9)
+        traces = {"train_step": 0, "test_step": 0}
+        for name in traces:
+            step = getattr(model, name)
+
+            def counted(data, step=step, name=name):
+                traces[name] += 1
+                return step(data)
+
+            setattr(model, name, counted)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+        logits = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+        evaluated = model.evaluate(data, verbose=0, return_dict=True)
+        history = model.fit(data, epochs=3, verbose=0)
+        model.evaluate(data, verbose=0)
+    assert traces == {"train_step": 1, "test_step": 1}
+    # The eagerly built metric is Keras' sparse accuracy (labels are class ids), and it counts.
+    assert evaluated["accuracy"] == pytest.approx(np.mean(logits.argmax(axis=1) == y))
+    assert len(history.history["accuracy"]) == 3
+    optimizer = model.optimizer
+    if dtype_policy == "mixed_float16":
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        optimizer = optimizer.inner_optimizer
+    assert int(optimizer.iterations.numpy()) == 12
+    momenta = [v for v in optimizer.variables if "momentum" in v.path]
+    assert len(momenta) == len(model.trainable_variables)
+    assert all(np.any(keras.ops.convert_to_numpy(m) != 0) for m in momenta)
