@@ -131,8 +131,11 @@ def load_splits(run, data_root):
     return train, evaluation
 
 
-def execute(run, data_root, runs_dir, verbose=0):
+def execute(run, data_root, runs_dir, verbose=0, backup=True):
     """Runs `run` unless its result is saved; returns the result dict (also saved as JSON).
+
+    With `backup`, each epoch is checkpointed (`AtomicBackupAndRestore`): a killed suite
+    resumes a long run at its last finished epoch.
 
     A run that diverges (`NaNGuard`) is saved as `{"diverged": message}`: it is a result, and
     rerunning the plan does not try it again.
@@ -158,7 +161,7 @@ def execute(run, data_root, runs_dir, verbose=0):
             taps=backbones.default_taps(card["backbone"]),
             seed=run.seed,
             cache_dir=os.path.join(work_dir, "cache"),
-            backup_dir=os.path.join(work_dir, "backup"),
+            backup_dir=os.path.join(work_dir, "backup") if backup else None,
             validation_freq=1 if run.curve else 0,
             callbacks=[timer],
             verbose=verbose,

@@ -2,7 +2,8 @@
 
     python -m benchmarks.suite                       # every plan, in order; reruns skip finished runs
     python -m benchmarks.suite --plans=dtnh:l2_sp    # one plan
-    python -m benchmarks.suite --quick               # CI: DTD-10, 3 epochs, 1 seed, every method
+    python -m benchmarks.suite --quick               # CI: DTD-10, 3 epochs, 1 seed, every method, 2 workers
+    python -m benchmarks.suite --workers=2           # two runs at a time (each on half the cores)
     python -m benchmarks.suite --report              # rewrite docs/BENCHMARKS.md from saved runs
 
 Plans (see `benchmarks.plans`): `schedule:<dataset>` (L2's validation curve at growing epochs:
@@ -13,9 +14,13 @@ next to DELTA and KnowDist). Each run is cached by the hash of its config under 
 a killed suite resumes where it stopped and plans share runs.
 """
 
+import contextlib
+import multiprocessing
 import os
 import time
+from concurrent import futures
 
+import keras
 from absl import app, flags, logging
 
 from benchmarks import plans, report
@@ -66,6 +71,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_boolean("quick", False, "CI: DTD-10, 3 epochs, 1 seed, every method.")
 flags.DEFINE_boolean("report", False, "Only rewrite the report from saved runs.")
+flags.DEFINE_integer(
+    "workers",
+    None,
+    "Processes that run a plan's runs side by side, sharing the cores; default 2 with --quick, else 1.",
+    lower_bound=1,
+)
 flags.DEFINE_integer("verbose", 0, "Keras fit verbosity.", lower_bound=0, upper_bound=2)
 
 
@@ -80,50 +91,108 @@ def settings_from(fv):
     )
 
 
-def run_plan(settings, name, labels, verbose=0):
+def skip_graph_optimization():
+    """--quick on TensorFlow: no Grappler passes (fusions, constant folding, layout).
+
+    They cost about 3 s of each run's first step on 2 cores, a fifth of a 3-epoch run, and
+    only change float rounding: --quick checks that every method trains, not the last digit.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
+def _init_worker(threads, quick):
+    # Before TensorFlow starts its thread pools: N workers share the cores instead of each
+    # spreading over all of them.
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if quick:
+        skip_graph_optimization()
+
+
+def _timed_execute(run, data_root, runs_dir, verbose, backup):
+    start = time.perf_counter()
+    return execute(run, data_root, runs_dir, verbose=verbose, backup=backup), time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _executor(workers, quick):
+    """None (runs in this process) for one worker, else a pool of fresh interpreters.
+
+    A run spends a third of its time on 2 cores tracing and building in one Python thread;
+    two workers overlap that with the other's steps. Spawned, not forked: a forked
+    TensorFlow runtime can deadlock.
+    """
+    if workers <= 1:
+        yield None
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(workers, context, _init_worker, (threads, quick)) as pool:
+        yield pool
+
+
+def run_plan(settings, name, labels, verbose=0, workers=1):
     """Runs every run of plan `name` not yet saved, until the plan asks for no more; returns its results.
 
     A plan grows as results arrive (a grid's winning edge, the schedule's epochs), so it is
-    recomputed after each pass.
+    recomputed after each pass. With `workers` > 1 a pass's runs go to that many processes.
     """
     done = {}
-    while True:
-        todo = [r for r in plans.plan(settings, name, labels) if r.key() not in done]
-        if not todo:
-            return list(done.values())
-        for index, run in enumerate(todo):
-            start = time.perf_counter()
-            was_cached = cached(run, settings.runs_dir) is not None
-            result = execute(run, settings.data_root, settings.runs_dir, verbose=verbose)
-            done[run.key()] = result
-            if not was_cached:
-                outcome = "diverged" if "diverged" in result else f"top-1 {100 * result['top1']:.1f}"
-                logging.info(
-                    "[%s %d/%d] %s %s seed %d %s/%s, %d epochs: %s (%.0f s)",
-                    name,
-                    index + 1,
-                    len(todo),
-                    run.dataset,
-                    run.label,
-                    run.seed,
-                    run.split,
-                    run.eval_split,
-                    run.epochs,
-                    outcome,
-                    time.perf_counter() - start,
-                )
+    # --quick's runs last seconds: nothing to resume, so no per-epoch checkpoint.
+    args = (settings.data_root, settings.runs_dir, verbose, not settings.quick)
+    with _executor(workers, settings.quick) as pool:
+        while True:
+            todo = [r for r in plans.plan(settings, name, labels) if r.key() not in done]
+            if not todo:
+                return list(done.values())
+            fresh = {r.key() for r in todo if cached(r, settings.runs_dir) is None}
+            if pool is None:
+                finished = ((run, _timed_execute(run, *args)) for run in todo)
+            else:
+                jobs = {pool.submit(_timed_execute, run, *args): run for run in todo}
+                finished = ((jobs[job], job.result()) for job in futures.as_completed(jobs))
+            for index, (run, (result, seconds)) in enumerate(finished):
+                done[run.key()] = result
+                if run.key() in fresh:
+                    _log_run(name, index, len(todo), run, result, seconds)
+
+
+def _log_run(name, index, total, run, result, seconds):
+    outcome = "diverged" if "diverged" in result else f"top-1 {100 * result['top1']:.1f}"
+    logging.info(
+        "[%s %d/%d] %s %s seed %d %s/%s, %d epochs: %s (%.0f s)",
+        name,
+        index + 1,
+        total,
+        run.dataset,
+        run.label,
+        run.seed,
+        run.split,
+        run.eval_split,
+        run.epochs,
+        outcome,
+        seconds,
+    )
 
 
 def main(argv):
     del argv
     settings = settings_from(FLAGS)
-    if not FLAGS.quick:
+    if FLAGS.quick:
+        skip_graph_optimization()
+    else:
         restored = restore(FLAGS.results_dir, settings.runs_dir)
         logging.info("Restored committed results into %s: %s", settings.runs_dir, restored)
     if not FLAGS.report:
         names = ["table:dtd10"] if FLAGS.quick else FLAGS.plans
+        workers = FLAGS.workers or (2 if FLAGS.quick else 1)
         for name in names:
-            results = run_plan(settings, name, FLAGS.methods, FLAGS.verbose)
+            results = run_plan(settings, name, FLAGS.methods, FLAGS.verbose, workers)
             logging.info("Plan %s: %d runs", name, len(results))
         if FLAGS.quick:
             report.check_beats_chance(run_plan(settings, "table:dtd10", FLAGS.methods))

@@ -7,14 +7,21 @@ def predict_logits(model, dataset):
     """`(logits, labels)` as numpy over a `keras_tl.data.load` dataset.
 
     With ten crops (images `[batch, 10, H, W, 3]`), the model sees every crop and an
-    example's logits are the mean of its 10 crops' logits.
+    example's logits are the mean of its 10 crops' logits. A short last batch is padded to
+    the first batch's size (its padding's logits dropped): one batch shape, one trace of the
+    predict function under TensorFlow, one compilation under JAX.
     """
     outputs, labels = [], []
+    full = None
     for images, batch_labels in dataset.as_numpy_iterator():
         crops = images.ndim == 5
         if crops:
             images = images.reshape((-1,) + images.shape[2:])
-        batch_logits = np.asarray(model.predict_on_batch(images))
+        size = len(images)
+        full = full or size
+        if size < full:
+            images = np.concatenate([images, np.zeros((full - size,) + images.shape[1:], images.dtype)])
+        batch_logits = np.asarray(model.predict_on_batch(images))[:size]
         if crops:
             batch_logits = batch_logits.reshape(-1, 10, batch_logits.shape[-1]).mean(axis=1)
         outputs.append(batch_logits)

@@ -255,6 +255,26 @@ def test_a_fresh_clone_resumes_from_the_committed_record_without_overwriting_loc
     assert restore(str(results_dir), fresh.runs_dir) == {"tensorflow": 0, "jax": 0}
 
 
+def test_run_plan_runs_each_planned_run_once_and_quick_runs_keep_no_backup(tmp_path, sources, monkeypatch):
+    calls = []
+
+    def fake_execute(run, data_root, runs_dir, verbose=0, backup=True):
+        calls.append((run.method, backup))
+        return {"run": dataclasses.asdict(run), "top1": 0.5}
+
+    monkeypatch.setattr(suite, "execute", fake_execute)
+    for quick in (True, False):
+        settings = settings_for(tmp_path, sources, quick=quick, seeds=2)
+        if not quick:  # a finished schedule, so the table is planned
+            monkeypatch.setattr(plans, "chosen_epochs", lambda settings, dataset: 20)
+            monkeypatch.setattr(plans, "chosen_hparams", lambda settings, method: ())
+        calls.clear()
+        results = suite.run_plan(settings, "table:dtd10", ["l2", "bss"], workers=1)
+        runs = 2 if quick else 4  # one seed with --quick
+        assert len(results) == runs
+        assert calls == [("l2", not quick), ("bss", not quick)] * (runs // 2)
+
+
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="--quick's CI budget is 5 minutes; on JAX compiling 16 methods' steps alone takes longer",

@@ -125,6 +125,24 @@ def test_ten_crop_logits_are_the_mean_over_the_ten_crops(folder):
     np.testing.assert_array_equal(labels, split.labels)
 
 
+def test_predict_logits_pads_a_short_last_batch_to_the_first_ones_shape():
+    model = tiny_classifier()
+    x = np.random.default_rng(0).uniform(-1, 1, (12, 4, 4, 3)).astype("float32")
+    y = np.arange(12) % 3
+    shapes = []
+    predict_on_batch = model.predict_on_batch
+
+    def recorded(images):
+        shapes.append(images.shape)
+        return predict_on_batch(images)
+
+    model.predict_on_batch = recorded
+    logits, labels = keras_tl.data.predict_logits(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(5))
+    assert shapes == [(5, 4, 4, 3)] * 3  # 5, 5 and 2 padded to 5: one trace
+    np.testing.assert_allclose(logits, keras.ops.convert_to_numpy(model(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(labels, y)
+
+
 def test_accuracies_top1_and_mean_per_class():
     logits = np.eye(3)[[0, 0, 1, 2, 2, 2]]
     labels = np.array([0, 1, 1, 2, 2, 0])
