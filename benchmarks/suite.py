@@ -150,16 +150,19 @@ def run_plan(settings, name, labels, verbose=0, workers=1):
             todo = [r for r in plans.plan(settings, name, labels) if r.key() not in done]
             if not todo:
                 return list(done.values())
-            fresh = {r.key() for r in todo if cached(r, settings.runs_dir) is None}
+            for run in todo:
+                saved = cached(run, settings.runs_dir)
+                if saved is not None:
+                    done[run.key()] = saved
+            fresh = [run for run in todo if run.key() not in done]
             if pool is None:
-                finished = ((run, _timed_execute(run, *args)) for run in todo)
+                finished = ((run, _timed_execute(run, *args)) for run in fresh)
             else:
-                jobs = {pool.submit(_timed_execute, run, *args): run for run in todo}
+                jobs = {pool.submit(_timed_execute, run, *args): run for run in fresh}
                 finished = ((jobs[job], job.result()) for job in futures.as_completed(jobs))
             for index, (run, (result, seconds)) in enumerate(finished):
                 done[run.key()] = result
-                if run.key() in fresh:
-                    _log_run(name, index, len(todo), run, result, seconds)
+                _log_run(name, index, len(fresh), run, result, seconds)
 
 
 def _log_run(name, index, total, run, result, seconds):

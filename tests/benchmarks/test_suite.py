@@ -255,24 +255,26 @@ def test_a_fresh_clone_resumes_from_the_committed_record_without_overwriting_loc
     assert restore(str(results_dir), fresh.runs_dir) == {"tensorflow": 0, "jax": 0}
 
 
-def test_run_plan_runs_each_planned_run_once_and_quick_runs_keep_no_backup(tmp_path, sources, monkeypatch):
+def test_run_plan_runs_only_unsaved_runs_and_quick_runs_keep_no_backup(tmp_path, sources, monkeypatch):
     calls = []
 
     def fake_execute(run, data_root, runs_dir, verbose=0, backup=True):
-        calls.append((run.method, backup))
+        calls.append((run.method, run.seed, backup))
         return {"run": dataclasses.asdict(run), "top1": 0.5}
 
     monkeypatch.setattr(suite, "execute", fake_execute)
-    for quick in (True, False):
-        settings = settings_for(tmp_path, sources, quick=quick, seeds=2)
-        if not quick:  # a finished schedule, so the table is planned
-            monkeypatch.setattr(plans, "chosen_epochs", lambda settings, dataset: 20)
-            monkeypatch.setattr(plans, "chosen_hparams", lambda settings, method: ())
-        calls.clear()
-        results = suite.run_plan(settings, "table:dtd10", ["l2", "bss"], workers=1)
-        runs = 2 if quick else 4  # one seed with --quick
-        assert len(results) == runs
-        assert calls == [("l2", not quick), ("bss", not quick)] * (runs // 2)
+    quick = settings_for(tmp_path, sources, quick=True, seeds=2)
+    assert len(suite.run_plan(quick, "table:dtd10", ["l2", "bss"], workers=1)) == 2  # one seed
+    assert calls == [("l2", 0, False), ("bss", 0, False)]
+
+    calls.clear()
+    monkeypatch.setattr(plans, "chosen_epochs", lambda settings, dataset: 20)  # a finished schedule
+    monkeypatch.setattr(plans, "chosen_hparams", lambda settings, method: ())
+    full = settings_for(tmp_path, sources, seeds=2)
+    save(full, plans.table_runs(full, "dtd10", ["l2"])[0], top1=0.7)
+    results = suite.run_plan(full, "table:dtd10", ["l2", "bss"], workers=1)
+    assert sorted(r["top1"] for r in results) == [0.5, 0.5, 0.5, 0.7]
+    assert calls == [("bss", 0, True), ("l2", 1, True), ("bss", 1, True)]  # L2's seed 0 is saved
 
 
 @pytest.mark.skipif(
