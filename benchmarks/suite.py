@@ -69,7 +69,7 @@ flags.DEFINE_string(
     "Take the schedule and coefficients from this backend's saved runs (e.g. tensorflow, for a "
     "JAX subset); empty: this backend's.",
 )
-flags.DEFINE_boolean("quick", False, "CI: DTD-10, 3 epochs, 1 seed, every method.")
+flags.DEFINE_boolean("quick", False, f"CI: DTD-10, {plans.QUICK_EPOCHS} epochs, 1 seed, every method.")
 flags.DEFINE_boolean("report", False, "Only rewrite the report from saved runs.")
 flags.DEFINE_integer(
     "workers",
