@@ -42,9 +42,9 @@ METHODS = {
 PAPER_BATCH_SIZE = 64
 GRIDS = {
     "l2_sp": ("alpha", 0.01, False),
-    "l2_sp_att": ("alpha", 0.01, False),
     "knowdist": ("alpha", 0.01, True),
     "delta": ("alpha", 0.01, True),
+    "l2_sp_att": ("alpha", 0.01, False),
     "afa": ("alpha", 0.01, False),
     "spa_gca": ("alpha", 0.01, False),
     "bss": ("eta", 0.001, False),
