@@ -26,8 +26,8 @@ import keras
 from absl import flags, logging
 
 import keras_tl
-from apps import common, reporting
-from keras_tl import backbones, fine_tuning, methods, models
+from apps import common, method_flags, reporting
+from keras_tl import backbones, fine_tuning, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
 
@@ -57,20 +57,7 @@ flags.DEFINE_string(
 flags.DEFINE_list(
     "taps", [], "Feature layers regularizers see; empty: the backbone's defaults.", flag_values=FLAGS
 )
-flags.DEFINE_list(
-    "method",
-    ["l2", "l2_fe", "l2_sp", "l2_sp+dtnh"],
-    f"Methods to run, each from {sorted(methods.METHODS)}, optionally with '{methods.DTNH_SUFFIX}'.",
-    flag_values=FLAGS,
-)
-flags.DEFINE_boolean("dtnh", False, "Combine every method with DTNH.", flag_values=FLAGS)
-flags.DEFINE_list(
-    "hparams",
-    [],
-    "Method hyperparameters 'name=value' (all methods that have it) or "
-    "'method.name=value', e.g. alpha=0.1,l2.beta=0.001.",
-    flag_values=FLAGS,
-)
+method_flags.define(FLAGS, ("l2", "l2_fe", "l2_sp", "l2_sp+dtnh"))
 flags.DEFINE_float(
     "dropout", 0.0, "Dropout before the new head.", lower_bound=0.0, upper_bound=0.99, flag_values=FLAGS
 )
@@ -138,40 +125,8 @@ flags.DEFINE_string(
 )
 common.define_distribute_flag(FLAGS)
 common.define_loading_flag(FLAGS)
-common.validator(FLAGS, "method", methods.check_entries)
 common.validator(FLAGS, "source_dataset", parse_spec)
 common.validate_finite(FLAGS)
-
-
-def parse_hparams(values):
-    """`["alpha=0.1", "k=2", "attention=false"]` → `{"alpha": 0.1, "k": 2, "attention": False}`."""
-    parsed = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"Expected --hparams entries 'name=value'. Received: {item!r}")
-        if value.lower() in ("true", "false"):
-            parsed[key] = value.lower() == "true"
-            continue
-        for kind in (int, float, str):
-            try:
-                parsed[key] = kind(value)
-                break
-            except ValueError:
-                continue
-    return parsed
-
-
-def _check_hparams(values):
-    try:
-        methods.check_entries(values["method"])
-        methods.check_hparams(values["method"], parse_hparams(values["hparams"]))
-    except ValueError as error:
-        raise flags.ValidationError(f"--hparams: {error}") from error
-    return True
-
-
-flags.register_multi_flags_validator(["method", "hparams"], _check_hparams, message="", flag_values=FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +151,7 @@ class FinetuneConfig(common.TrainingConfig):
     method: tuple = ("l2", "l2_fe", "l2_sp", "l2_sp+dtnh")
     dtnh: bool = False
     hparams: dict = dataclasses.field(default_factory=dict)
+    plugins: tuple = ()
     dropout: float = 0.0
     repeats: int = 1
     ten_crop: bool | None = None
@@ -217,7 +173,7 @@ class FinetuneConfig(common.TrainingConfig):
         # --per_class or --fraction given: as given; neither: None, the demo's count for digits.
         given = fv["per_class"].present or fv["fraction"].present
         return common.from_flags(
-            cls, fv, hparams=parse_hparams(fv.hparams), per_class=fv.per_class if given else None
+            cls, fv, hparams=method_flags.parse_hparams(fv.hparams), per_class=fv.per_class if given else None
         )
 
     def train_per_class(self):
@@ -280,10 +236,10 @@ def run(config):
         "complete": False,
     }
     results, best = report["results"], None  # best: (label, its first model); one model kept at a time
+    method_flags.import_plugins(c.plugins)
     for entry in c.method:
-        method, with_dtnh = methods.split_entry(entry)
-        with_dtnh = with_dtnh or c.dtnh
-        label = method + (methods.DTNH_SUFFIX if with_dtnh else "")
+        method = method_flags.method_for(entry, c.dtnh, c.hparams)
+        label = method.label
         results[label] = {"runs": [], "summary": {}}
         first_model = None
         for seed in range(c.seed, c.seed + c.repeats):
@@ -296,7 +252,7 @@ def run(config):
             logging.info("%s, seed %d: %s", label, seed, train.describe())
             try:
                 model, record = fine_tuning.fine_tune_and_evaluate(
-                    methods.get(method, dtnh=with_dtnh, **methods.select_hparams(method, c.hparams)),
+                    method,
                     source_model,
                     train,
                     eval_data,

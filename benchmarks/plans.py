@@ -11,59 +11,57 @@ import dataclasses
 import numpy as np
 
 from benchmarks.runs import HOLDOUT, Run, cached
+from keras_tl import methods
 
 # The target data sets: training split, few-shot count (0: all), the split selection uses.
 DATASETS = {
     "dtd10": {"split": "train", "per_class": 0, "selection_split": "val"},
     "caltech101": {"split": "train", "per_class": 30, "selection_split": HOLDOUT},
 }
-# label -> (keras_tl.methods entry, source). `dsd` is DSD in full: DI2 from the PGD source.
-METHODS = {
-    "l2": ("l2", "cross_entropy"),
-    "l2_fe": ("l2_fe", "cross_entropy"),
-    "l2_sp": ("l2_sp", "cross_entropy"),
-    "knowdist": ("knowdist", "cross_entropy"),
-    "delta": ("delta", "cross_entropy"),
-    "l2_sp_att": ("l2_sp_att", "cross_entropy"),
-    "afa": ("afa", "cross_entropy"),
-    "spa_gca": ("spa_gca", "cross_entropy"),
-    "bss": ("bss", "cross_entropy"),
-    "co_tuning": ("co_tuning", "cross_entropy"),
-    "lwf": ("lwf", "cross_entropy"),
-    "di2": ("di2", "cross_entropy"),
-    "dsd": ("di2", "pgd"),
-    "l2_sp+dtnh": ("l2_sp+dtnh", "cross_entropy"),
-    "knowdist+dtnh": ("knowdist+dtnh", "cross_entropy"),
-    "delta+dtnh": ("delta+dtnh", "cross_entropy"),
-}
-# The coefficient each method's grid varies, centred on the paper's value. KnowDist and DELTA
-# sum over the batch (the authors' reduction), so their paper α (at batch 64) is α·64/B here
-# (`keras_tl.regularizers.batch_size_equivalent_alpha`).
-PAPER_BATCH_SIZE = 64
-GRIDS = {
-    "l2_sp": ("alpha", 0.01, False),
-    "knowdist": ("alpha", 0.01, True),
-    "delta": ("alpha", 0.01, True),
-    "l2_sp_att": ("alpha", 0.01, False),
-    "afa": ("alpha", 0.01, False),
-    "spa_gca": ("alpha", 0.01, False),
-    "bss": ("eta", 0.001, False),
-    "co_tuning": ("lam", 2.3, False),
-    "lwf": ("lam", 1.0, False),
-    "di2": ("lam", 0.001, False),
-}
+# The table's methods, their coefficients and grids, their DTNH sweeps and --quick settings are
+# each registered method's own (`keras_tl.methods.Method`'s class attributes); see `table_labels`.
+PAPER_BATCH_SIZE = 64  # kept for the tests; a method's own is `coefficient_batch_size`
 GRID_EXTENSIONS = 2  # a winner at an edge adds the next value out, at most this many times
 SCHEDULE_EPOCHS = (10, 20, 40)
 PLATEAU = 0.01  # the schedule: fewest epochs within this top-1 of the best
 QUICK_EPOCHS = 3  # --quick, the CI test: every method trains and beats chance, within 5 minutes
-# L2-SP from its paper value up; KnowDist and DELTA from their grids' choices (2e-5, 2e-3) in
-# half-decades to where they fall below L2 or diverge (KnowDist from 6e-4 on, in every seed, with
-# and without DTNH; DELTA's grid diverged at 0.2).
-DTNH_SWEEP = {
-    "l2_sp": (0.01, 0.1, 1.0, 10.0),
-    "knowdist": (0.00002, 0.00006, 0.0002, 0.0006, 0.002),
-    "delta": (0.002, 0.006, 0.02, 0.06),
-}
+
+
+def method_class(label):
+    """The registered `keras_tl.methods.Method` class of a table label (`"delta"`, `"delta+dtnh"`)."""
+    return methods.registered(methods.split_label(label)[0])
+
+
+def table_labels():
+    """The table's labels: every registered method, then DTNH(X) for each X it also runs under DTNH."""
+    names = methods.names()
+    return names + [name + methods.DTNH_SUFFIX for name in names if methods.registered(name).benchmark_dtnh]
+
+
+def grid_methods():
+    """The methods with a coefficient grid of their own, in registration order."""
+    return [n for n in methods.names() if methods.registered(n).coefficient and not methods.registered(n).grid_from]
+
+
+def dtnh_sweeps():
+    """`{method: coefficient values}` of the X vs DTNH(X) sweep."""
+    return {n: methods.registered(n).dtnh_sweep for n in methods.names() if methods.registered(n).dtnh_sweep}
+
+
+def cross_backend_labels():
+    """The labels whose TensorFlow and JAX runs the report compares (`Method.cross_backend`)."""
+    return [label for label in table_labels() if methods.split_label(label)[1] in method_class(label).cross_backend]
+
+
+def directions(dataset_names):
+    """`[(dataset, better, worse)]`: each method's `claims`, and DTNH's own (DTNH(X) ≥ X, "never hurt")."""
+    found = []
+    for label in table_labels():
+        name, dtnh = methods.split_label(label)
+        claims = (methods.Claim(name),) if dtnh else method_class(label).claims
+        for claim in claims:
+            found += [(d, label, claim.over) for d in dataset_names if claim.datasets is None or d in claim.datasets]
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,12 +92,11 @@ class Settings:
 
 def make_run(settings, dataset, label, epochs, seed=0, hparams=(), selection=False, **overrides):
     """The `Run` of table label `label` on `dataset`; `selection=True` evaluates on the selection split."""
-    method, loss = METHODS.get(label, (label, "cross_entropy"))
     data = DATASETS[dataset]
     return Run(
         dataset=dataset,
-        method=method,
-        source=settings.source(loss),
+        method=label,
+        source=settings.source(method_class(label).upstream),
         seed=seed,
         hparams=hparams,
         split=data["split"],
@@ -151,14 +148,16 @@ def chosen_epochs(settings, dataset):
 
 
 def paper_value(method, batch_size):
-    name, value, batch_summed = GRIDS[method]
-    return value * PAPER_BATCH_SIZE / batch_size if batch_summed else value
+    """The grid's centre: the coefficient's default, at batch `batch_size` for a batch-summed term."""
+    cls = methods.registered(method)
+    value = cls.defaults()[cls.coefficient]
+    return value * cls.coefficient_batch_size / batch_size if cls.coefficient_batch_size else value
 
 
 def grid_values(settings, method, epochs):
     """The grid of `method`'s coefficient: paper ×{0.1, 1, 10}, extended past a winning edge."""
     centre = paper_value(method, settings.batch_size)
-    values = [centre / 10, centre, centre * 10]
+    values = [centre * factor for factor in methods.registered(method).grid_factors]
     for _ in range(GRID_EXTENSIONS):
         scores = [grid_score(settings, method, v, epochs) for v in values]
         if None in scores:
@@ -178,7 +177,7 @@ def grid_values(settings, method, epochs):
 
 
 def _grid_run(settings, method, value, epochs):
-    name = GRIDS[method][0]
+    name = methods.registered(method).coefficient
     return make_run(settings, "dtd10", method, epochs, hparams=((name, _round(value)),), selection=True)
 
 
@@ -200,15 +199,17 @@ def grid_runs(settings):
         return []
     return [
         _grid_run(settings, method, value, epochs)
-        for method in GRIDS
+        for method in grid_methods()
         for value in grid_values(settings, method, epochs)
     ]
 
 
 def chosen_hparams(settings, method):
-    """`((name, value),)` with the best val top-1 of `method`'s grid (first of ties), or None."""
-    method = method.split("+")[0]
-    if method not in GRIDS:
+    """`((name, value),)` with the best val top-1 of the grid that chooses `method`'s coefficient (first of
+    ties; `Method.grid_from`), or None while it runs."""
+    cls = method_class(method)
+    method = cls.grid_from or cls.name
+    if method not in grid_methods():
         return ()
     if settings.quick:
         return ()
@@ -220,7 +221,7 @@ def chosen_hparams(settings, method):
     if None in scores:
         return None
     best = values[int(np.argmax(scores))]
-    return ((GRIDS[method][0], _round(best)),)
+    return ((methods.registered(method).coefficient, _round(best)),)
 
 
 # ------------------------------------------------------------------------------------ table, sweep
@@ -231,7 +232,7 @@ def table_runs(settings, dataset, labels):
     epochs = chosen_epochs(settings, dataset)
     if epochs is None:
         return []
-    chosen = {label: chosen_hparams(settings, METHODS[label][0]) for label in labels}
+    chosen = {label: chosen_hparams(settings, label) for label in labels}
     # Seed-major, so a suite stopped part-way leaves every method with the same seeds.
     return [
         make_run(settings, dataset, label, epochs, seed=s, hparams=hparams + _quick_hparams(label, settings))
@@ -241,30 +242,20 @@ def table_runs(settings, dataset, labels):
     ]
 
 
-# --quick has no grid: the feature-map terms whose paper α diverges at 32×32 on DTD-10 (see
-# docs/REGULARIZATION_STRENGTH.md) take the largest α that stayed finite there, and the
-# attention measurement (Alg. 1's head and ablation passes) is shortened.
-QUICK_HPARAMS = {
-    "knowdist": (("alpha", 0.0001),),
-    "afa": (("alpha", 0.001),),
-    "spa_gca": (("alpha", 0.001),),
-    "delta": (("head_epochs", 2), ("num_batches", 1)),
-    "l2_sp_att": (("head_epochs", 2), ("num_batches", 1)),
-}
-
-
 def _quick_hparams(label, settings):
-    return QUICK_HPARAMS.get(label.split("+")[0], ()) if settings.quick else ()
+    # --quick has no grid: each method's `quick_hparams` (e.g. a feature-map α that stays finite at 32×32).
+    return tuple(method_class(label).quick_hparams.items()) if settings.quick else ()
 
 
-def dtnh_runs(settings, methods=tuple(DTNH_SWEEP)):
+def dtnh_runs(settings, names=None):
     """DTD-10 test: X and DTNH(X) over a range of α up to where X falls below L2, every seed."""
     epochs = chosen_epochs(settings, "dtd10")
     if epochs is None:
         return []
     runs = [make_run(settings, "dtd10", "l2", epochs, seed=s) for s in range(settings.seeds)]
-    for method in methods:
-        for alpha in DTNH_SWEEP[method]:
+    sweeps = dtnh_sweeps()
+    for method in sweeps if names is None else names:
+        for alpha in sweeps[method]:
             for label in (method, method + "+dtnh"):
                 runs += [
                     make_run(settings, "dtd10", label, epochs, seed=s, hparams=(("alpha", alpha),))
@@ -295,10 +286,11 @@ def ablation_runs(settings, dataset):
     ]
 
 
-def plan(settings, name, labels=tuple(METHODS)):
+def plan(settings, name, labels=None):
     """The runs of plan `name`: `schedule:<dataset>`, `grid`, `table:<dataset>`, `dtnh[:<method>]`,
     `ablation:<dataset>`."""
     kind, _, arg = name.partition(":")
+    labels = table_labels() if labels is None else labels
     if kind == "schedule":
         return schedule_runs(settings, arg)
     if kind == "grid":
@@ -306,7 +298,7 @@ def plan(settings, name, labels=tuple(METHODS)):
     if kind == "table":
         return table_runs(settings, arg, labels)
     if kind == "dtnh":
-        return dtnh_runs(settings, (arg,) if arg else tuple(DTNH_SWEEP))
+        return dtnh_runs(settings, (arg,) if arg else None)
     if kind == "ablation":
         return ablation_runs(settings, arg)
     raise ValueError(

@@ -23,7 +23,7 @@ from concurrent import futures
 import keras
 from absl import app, flags, logging
 
-from benchmarks import plans, report
+from benchmarks import plans, report, statistics
 from benchmarks.runs import cached, execute, restore
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +43,7 @@ DEFAULT_PLANS = [
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("plans", DEFAULT_PLANS, "Plans to run, in order.")
-flags.DEFINE_list("methods", list(plans.METHODS), "Methods of the table plans.")
+flags.DEFINE_list("methods", None, "Methods of the table plans; default: every registered one (plans.table_labels).")
 flags.DEFINE_string(
     "data_root", os.path.join(PROJECT_ROOT, "..", "shared", "data"), "The shared data folder."
 )
@@ -198,7 +198,7 @@ def main(argv):
             results = run_plan(settings, name, FLAGS.methods, FLAGS.verbose, workers)
             logging.info("Plan %s: %d runs", name, len(results))
         if FLAGS.quick:
-            report.check_beats_chance(run_plan(settings, "table:dtd10", FLAGS.methods))
+            statistics.check_beats_chance(run_plan(settings, "table:dtd10", FLAGS.methods))
             print("Every method beats chance.")
             return
     path = report.write(settings, FLAGS.doc, FLAGS.results_dir, labels=FLAGS.methods)

@@ -9,20 +9,23 @@ PACKAGE = "keras_tl"
 EXPORTED = {}
 
 
-def keras_tl_export(path):
-    """Registers `cls` as `keras_tl>ClassName` and records its public `path`.
+def keras_tl_export(path, package=PACKAGE):
+    """Registers `cls` as `<package>>ClassName` and records its public `path`.
 
     Like keras-hub's `keras_hub_export`: `.keras` files and `get_config`
     round trips find the class without `custom_objects`.
 
     Args:
         path: The public name, e.g. `"keras_tl.regularizers.L2SP"`.
+        package: The serialization package: `keras_tl` (what `.keras` files name), or another
+            where a public class shares a name with one of another module
+            (`keras_tl.methods.L2SP` the method, `keras_tl.regularizers.L2SP` its term).
     """
 
     def decorator(cls):
         cls._keras_tl_public_path = path
         EXPORTED[path] = cls
-        return keras.saving.register_keras_serializable(package=PACKAGE, name=cls.__name__)(cls)
+        return keras.saving.register_keras_serializable(package=package, name=cls.__name__)(cls)
 
     return decorator
 

@@ -48,7 +48,7 @@ def granularity_sequences(class_scores, extra=1):
         `(sequences, k)`: M lists of k upstream class ids, most similar first, and k.
 
     Example:
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True)
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True)
     >>> scores = keras_tl.relationship.class_means(
     ...     keras_tl.relationship.upstream_logits(model, x_train), y_train, 10)
     >>> sequences, k = keras_tl.diffusion.granularity_sequences(scores, extra=1)

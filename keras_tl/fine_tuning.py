@@ -89,7 +89,7 @@ def fine_tune(
     with distribute_module.scope(distribute):
         model = method.build(source, train, taps=taps, dropout=dropout, setup=setup)
         model.compile(
-            optimizer=cosine_sgd(lr, momentum, epochs * steps),
+            optimizer=method.optimizer(cosine_sgd(lr, momentum, epochs * steps)),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
@@ -98,9 +98,7 @@ def fine_tune(
             epochs=epochs,
             validation_data=eval_data.dataset if eval_data is not None and validation_freq else None,
             validation_freq=validation_freq or 1,
-            callbacks=training_callbacks(train, backup_dir)
-            + method.callbacks(epochs, steps, setup)
-            + list(callbacks),
+            callbacks=training_callbacks(train, backup_dir) + method.callbacks(epochs, steps) + list(callbacks),
             shuffle=False,
             verbose=verbose,
         )

@@ -134,11 +134,11 @@ def category_relationship(
         numpy float64 `[num_classes, source_classes]`, row y = p(ȳ|y).
 
     Example:
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True)
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True)
     >>> logits = keras_tl.relationship.upstream_logits(model, x_train)
     >>> relationship = keras_tl.relationship.category_relationship(
     ...     logits, y_train, 10, method="reverse")
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True,
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True,
     ...     regularizers=[keras_tl.regularizers.CoTuning(2.3, relationship)])
     """
     if method not in METHODS:
@@ -243,13 +243,13 @@ def fit_temperature(logits, labels, max_iter=100):
 def upstream_logits(model, x, batch_size=256):
     """The upstream head's logits on `x` `[n, source_classes]` (numpy), in inference mode.
 
-    `model` is a `TransferModel(..., source_head=True)`: the target's copy of the upstream
+    `model` is a `TransferModel(..., keep_source_head=True)`: the target's copy of the upstream
     head on the target's features, i.e. before fine-tuning the pre-trained source's logits.
     `x` is anything `keras.Model.predict` takes (arrays, a `tf.data.Dataset` of images or of
     `(images, labels)`).
     """
     if getattr(model, "source_head", None) is None:
-        raise ValueError("Expected a TransferModel built with source_head=True.")
+        raise ValueError("Expected a TransferModel built with keep_source_head=True.")
     inputs = keras.Input(shape=model.input_shape[1:])
     outputs = model.source_head(model.target_backbone(inputs, training=False)["features"])
     # Datasets come batched; Keras refuses a batch_size for them.

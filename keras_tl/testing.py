@@ -57,13 +57,20 @@ def _numpy(part):
     return {key: keras.ops.convert_to_numpy(v) for key, v in named_variables(part).items()}
 
 
+def _require(condition, message):
+    # Not `assert`: `python -O` strips asserts, and a contract check must never pass silently.
+    if not condition:
+        raise AssertionError(message)
+
+
 def _zero_loss(y_true, y_pred):
     # J = 0: whatever moves the weights in the step is the term's own gradient.
     return 0.0 * keras.ops.mean(y_pred)
 
 
 def check_regularizer(factory, source=None, taps=None, num_classes=3, data=None, lr=0.05):
-    """Runs the regularizer `factory()` returns through the contract; raises `AssertionError` on a breach.
+    """Runs the regularizer `factory()` returns through the contract; raises `AssertionError` on a breach
+    (a raised error, not an `assert`: it holds under `python -O` too).
 
     Checks, on the active backend:
     1. `get_config` is JSON-safe and round-trips through `from_config` and Keras
@@ -96,11 +103,11 @@ def check_regularizer(factory, source=None, taps=None, num_classes=3, data=None,
     if not isinstance(reg, Regularizer):
         raise TypeError(f"Expected factory() to return a keras_tl Regularizer. Received: {reg!r}")
     config = reg.get_config()
-    assert json.loads(json.dumps(config)) == config, f"{reg.name}: get_config is not JSON-safe: {config}"
-    assert type(reg).from_config(config).get_config() == config, f"{reg.name}: from_config(get_config()) differs"
+    _require(json.loads(json.dumps(config)) == config, f"{reg.name}: get_config is not JSON-safe: {config}")
+    _require(type(reg).from_config(config).get_config() == config, f"{reg.name}: from_config(get_config()) differs")
     serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(reg)))
     restored = keras.saving.deserialize_keras_object(serialized)
-    assert type(restored) is type(reg) and restored.get_config() == config, f"{reg.name}: Keras round trip differs"
+    _require(type(restored) is type(reg) and restored.get_config() == config, f"{reg.name}: Keras round trip differs")
 
     for rule in (None, gradients.DTNH()):
         what = f"{reg.name} ({'DTNH' if rule else 'no rule'})"
@@ -110,9 +117,9 @@ def check_regularizer(factory, source=None, taps=None, num_classes=3, data=None,
         for variable in model.trainable_variables:
             value = keras.ops.convert_to_numpy(variable)
             variable.assign(value + rng.normal(0, 0.01, value.shape).astype(value.dtype))
-        term = model.regularization_terms(model.step_values(x, y))[term_name]
+        term = model.objective.terms(model.objective.step_values(x, y))[term_name]
         term = keras.ops.convert_to_numpy(term)
-        assert term.shape == () and term.dtype == np.float32 and np.isfinite(term), f"{what}: term {term!r}"
+        _require(term.shape == () and term.dtype == np.float32 and np.isfinite(term), f"{what}: term {term!r}")
 
         model.compile(optimizer=keras.optimizers.SGD(lr), loss=_zero_loss)
         frozen = [m for m in (model.source_backbone, model.frozen_source_head) if m is not None]
@@ -120,21 +127,21 @@ def check_regularizer(factory, source=None, taps=None, num_classes=3, data=None,
         before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
         history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, shuffle=False).history
         after = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
-        assert np.isfinite(history[f"reg/{term_name}"][0]), f"{what}: logged reg/{term_name} is not finite"
+        _require(np.isfinite(history[f"reg/{term_name}"][0]), f"{what}: logged reg/{term_name} is not finite")
         moved = max(float(np.max(np.abs(a - b))) for a, b in zip(after, before, strict=True))
-        assert moved > 0.0, f"{what}: one fit step with J = 0 did not move any weight: the term has no gradient"
+        _require(moved > 0.0, f"{what}: one fit step with J = 0 did not move any weight: the term has no gradient")
         for m, old in zip(frozen, source_before, strict=True):
-            assert not m.trainable_weights, f"{what}: the frozen source copy has trainable weights"
+            _require(not m.trainable_weights, f"{what}: the frozen source copy has trainable weights")
             for v in m.weights:
                 np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), old[v.path], err_msg=f"{what}: {v.path}")
         if rule is not None:
-            assert 0.0 <= history["dtnh/projected"][0] <= 1.0, f"{what}: dtnh/projected out of [0, 1]"
+            _require(0.0 <= history["dtnh/projected"][0] <= 1.0, f"{what}: dtnh/projected out of [0, 1]")
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.keras")
         model.save(path)
         loaded = keras.models.load_model(path, compile=False)
-    assert loaded.regularizers[0].get_config() == model.regularizers[0].get_config(), f"{reg.name}: config after load"
+    _require(loaded.regularizers[0].get_config() == model.regularizers[0].get_config(), f"{reg.name}: config after load")
     for a, b in zip(_numpy(model.target_backbone).values(), _numpy(loaded.target_backbone).values(), strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(model.regularizers[0].weights, loaded.regularizers[0].weights, strict=True):

@@ -147,7 +147,7 @@ def test_argument_errors():
 
 def test_upstream_logits_are_the_source_classifier_logits():
     source = tiny_source()
-    model = keras_tl.TransferModel(source, 3, source_head=True)
+    model = keras_tl.TransferModel(source, 3, keep_source_head=True)
     x, _ = tiny_data()
     np.testing.assert_allclose(
         relationship.upstream_logits(model, x, batch_size=3),
@@ -155,5 +155,5 @@ def test_upstream_logits_are_the_source_classifier_logits():
         rtol=1e-5,
         atol=1e-4,
     )
-    with pytest.raises(ValueError, match="source_head=True"):
+    with pytest.raises(ValueError, match="keep_source_head=True"):
         relationship.upstream_logits(keras_tl.TransferModel(source, 3), x)

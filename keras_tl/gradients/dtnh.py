@@ -5,6 +5,7 @@ import math
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
+from keras_tl.gradients.base import GradientRule
 from keras_tl.utils.validation import check_number
 
 GRANULARITIES = ("global", "per_variable")
@@ -136,7 +137,7 @@ def _section_v_d_angles(a, jj, rr, jr, reg_weight):
 
 
 @keras_tl_export("keras_tl.gradients.DTNH")
-class DTNH:
+class DTNH(GradientRule):
     """Gradient rule for `TransferModel`: combines ∇J and ∇Ω with `dtnh` and logs diagnostics.
 
     With a gradient rule, the train step differentiates the empirical loss J and the sum of
@@ -172,9 +173,10 @@ class DTNH:
         self.reg_weight = float(reg_weight)
         self.granularity = granularity
 
+    name = "dtnh"
     stat_names = STAT_NAMES
 
-    def __call__(self, loss_grads, reg_grads):
+    def combine(self, loss_grads, reg_grads):
         """Returns `(directions, stats)`, stats a dict keyed by `STAT_NAMES`."""
         loss_grads, reg_grads = _check(loss_grads, reg_grads, self.granularity)
         jj, rr, jr = _per_variable_dots(loss_grads, reg_grads)
@@ -184,7 +186,3 @@ class DTNH:
 
     def get_config(self):
         return {"reg_weight": self.reg_weight, "granularity": self.granularity}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -9,10 +9,12 @@ from keras import ops
 from keras_tl import backbones
 from keras_tl import regularizers as regularizers_module
 from keras_tl.api_export import keras_tl_export
+from keras_tl.gradients.base import GradientRule
+from keras_tl.models.objective import TransferObjective
 from keras_tl.models.source import split_source
-from keras_tl.regularizers.base import SOURCE_FORWARD_VALUES, WEIGHT_VALUES
 from keras_tl.trainers import TransferTrainer
-from keras_tl.utils.weights import copy_weights, layer_variable_keys, named_variables
+from keras_tl.utils.validation import check_number
+from keras_tl.utils.weights import copy_weights
 
 
 @keras_tl_export("keras_tl.TransferModel")
@@ -61,10 +63,10 @@ class TransferModel(TransferTrainer, keras.Model):
         gradient_rule: `None` or a rule such as `keras_tl.gradients.DTNH()`.
         freeze_backbone: L2-FE, see above.
         feature_layer: name of the layer whose output feeds the head (default: see `source`).
-        source_head: keep the source's upstream head next to the new one (two-head target,
-            for Co-Tuning, LwF, DI2); needs a source ending in `Dense`. Default (`None`):
-            kept exactly when a regularizer consumes `source_head_logits`; `False` with such
-            a regularizer is an error naming it.
+        keep_source_head: keep a trainable copy of the source's upstream head next to the new
+            one (two-head target, for Co-Tuning, LwF, DI2): the model's `source_head`; needs a
+            source ending in `Dense`. Default (`None`): kept exactly when a regularizer consumes
+            `source_head_logits`; `False` with such a regularizer is an error naming it.
         dropout: dropout rate before the new head.
         source_weights, input_shape: used when `source` is a backbone name.
         keep_source: keep the frozen source copy even if no regularizer needs it (e.g.
@@ -80,7 +82,7 @@ class TransferModel(TransferTrainer, keras.Model):
     ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     ...               metrics=["accuracy"])
     >>> model.fit(train_ds, epochs=10)  # logs loss, empirical_loss, reg/l2_sp, dtnh/...
-    >>> model.inference_model().export("serving", format="tf_saved_model")
+    >>> model.export("serving", format="tf_saved_model")  # the inference model: backbone + new head
     """
 
     def __init__(
@@ -92,7 +94,7 @@ class TransferModel(TransferTrainer, keras.Model):
         gradient_rule=None,
         freeze_backbone=False,
         feature_layer=None,
-        source_head=None,
+        keep_source_head=None,
         dropout=0.0,
         source_weights=None,
         input_shape=None,
@@ -101,10 +103,8 @@ class TransferModel(TransferTrainer, keras.Model):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"Expected num_classes to be a positive int. Received: num_classes={num_classes!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"Expected 0 <= dropout < 1. Received: dropout={dropout!r}")
+        num_classes = check_number("num_classes", num_classes, minimum=1, integer=True)
+        dropout = check_number("dropout", dropout, minimum=0, maximum=1, exclusive_maximum=True)
         if isinstance(source, str):
             taps = backbones.default_taps(source) if taps is None else taps
             source = backbones.build(source, weights=source_weights, input_shape=input_shape)
@@ -131,15 +131,20 @@ class TransferModel(TransferTrainer, keras.Model):
             else gradient_rule
         )
         # Settings that train without error but leave a part inert: say so before hours of training.
+        if self.gradient_rule is not None and not isinstance(self.gradient_rule, GradientRule):
+            raise TypeError(
+                "Expected gradient_rule to be a keras_tl.gradients.GradientRule (e.g. DTNH()) or None. "
+                f"Received: gradient_rule={self.gradient_rule!r}"
+            )
         if self.gradient_rule is not None and not self.regularizers:
             warnings.warn(
                 f"gradient_rule={type(self.gradient_rule).__name__} combines the gradients of the data term "
-                "and of the regularizers, but regularizers is empty: every "
-                f"{type(self.gradient_rule).__name__.lower()}/* metric stays 0 and the step is plain "
-                "fine-tuning. Add a regularizer (e.g. keras_tl.regularizers.L2SP()) or pass gradient_rule=None.",
+                f"and of the regularizers, but regularizers is empty: every {self.gradient_rule.name}/* "
+                "metric stays 0 and the step is plain fine-tuning. Add a regularizer "
+                "(e.g. keras_tl.regularizers.L2SP()) or pass gradient_rule=None.",
                 stacklevel=2,
             )
-        for regularizer in self.regularizers if freeze_backbone and not source_head else ():
+        for regularizer in self.regularizers if freeze_backbone and not keep_source_head else ():
             if {"source_weights", "source_features", "source_pooled"} & set(regularizer.inputs):
                 warnings.warn(
                     f"Regularizer {regularizer.name!r} pulls the backbone towards the source, but "
@@ -157,18 +162,18 @@ class TransferModel(TransferTrainer, keras.Model):
         self.target_backbone = parts.extractor
         self.target_backbone.trainable = not self.freeze_backbone
         needs_head = [r.name for r in self.regularizers if "source_head_logits" in r.inputs]
-        if source_head is None:
-            source_head = bool(needs_head)
-        elif not source_head and needs_head:
+        if keep_source_head is None:
+            keep_source_head = bool(needs_head)
+        elif not keep_source_head and needs_head:
             raise ValueError(
-                f"Expected source_head=True (or None) for the regularizers {needs_head}, which consume "
-                "the target's copy of the upstream head ('source_head_logits'). Received: source_head=False"
+                f"Expected keep_source_head=True (or None) for the regularizers {needs_head}, which consume "
+                "the target's copy of the upstream head ('source_head_logits'). Received: keep_source_head=False"
             )
         self.source_head = None
-        if source_head:
+        if keep_source_head:
             if parts.head is None:
                 raise ValueError(
-                    "Expected a source whose last layer is a Dense classifier when source_head=True"
+                    "Expected a source whose last layer is a Dense classifier when keep_source_head=True"
                     + (f" (the regularizers {needs_head} need it). " if needs_head else ". ")
                     + f"Received a source whose last layer is {type(source.layers[-1]).__name__} "
                     f"{source.layers[-1].name!r}"
@@ -197,11 +202,12 @@ class TransferModel(TransferTrainer, keras.Model):
         self.reg_trackers = {r.name: keras.metrics.Mean(name=f"reg/{r.name}") for r in self.regularizers}
         self.rule_trackers = {}
         if self.gradient_rule is not None:
-            prefix = type(self.gradient_rule).__name__.lower()
+            prefix = self.gradient_rule.name
             self.rule_trackers = {
                 stat: keras.metrics.Mean(name=f"{prefix}/{stat}") for stat in self.gradient_rule.stat_names
             }
-        self._build_regularizers()
+        self.objective = TransferObjective(self)
+        self.objective.build(self.input_shape)
         # A variable, not an attribute: `BackupAndRestore` checkpoints and `.keras` files
         # carry it, so `StagedRegularization` resumes a killed run in the stage it was in.
         self.regularization_stage = self.add_weight(
@@ -217,78 +223,11 @@ class TransferModel(TransferTrainer, keras.Model):
     # ---------------------------------------------------------------- forward pass & terms
 
     def call(self, inputs, training=False):
-        return self.head(self.target_backbone(inputs, training=self._backbone_training(training))["features"])
+        return self.head(self.target_backbone(inputs, training=self.backbone_training(training))["features"])
 
-    def _backbone_training(self, training):
+    def backbone_training(self, training):
+        """The backbone's `training` flag: never under `freeze_backbone` (L2-FE keeps BatchNorm's statistics)."""
         return bool(training) and not self.freeze_backbone
-
-    def step_values(self, x, y=None, training=False, names=None):
-        """The values regularizers consume (`keras_tl.regularizers.base.STEP_VALUES`).
-
-        One target forward pass, plus one source forward pass only when `names` (default:
-        what the active regularizers need) asks for source features.
-        """
-        names = set(self._needed_values() if names is None else names)
-        target = self.target_backbone(x, training=self._backbone_training(training))
-        pooled = target["features"]
-        head_input = self.dropout_layer(pooled, training=training) if self.dropout_layer else pooled
-        values = {
-            "labels": y,
-            "logits": self.head(head_input),
-            "target_features": target["taps"],
-            "target_pooled": pooled,
-        }
-        if self.source_head is not None:
-            values["source_head_logits"] = self.source_head(pooled)
-        if names & SOURCE_FORWARD_VALUES:
-            source = self.source_backbone(x, training=False)
-            values["source_features"] = {k: ops.stop_gradient(v) for k, v in source["taps"].items()}
-            values["source_pooled"] = ops.stop_gradient(source["features"])
-            if "source_logits" in names:
-                if self.frozen_source_head is None:
-                    raise ValueError("Expected a source ending in a Dense classifier for 'source_logits'.")
-                values["source_logits"] = ops.stop_gradient(self.frozen_source_head(values["source_pooled"]))
-        if names & WEIGHT_VALUES:
-            values.update(self.weight_values())
-        return values
-
-    def weight_values(self):
-        """`{"target_weights": {key: value}, "source_weights": {key: value}}` for trainable target variables.
-
-        Keys are `backbone/<layer>/<variable>`, `head/<variable>` and `source_head/<variable>`;
-        `source_weights` holds the frozen source's value of every key it has a counterpart
-        for (BatchNorm moving statistics are not trainable and never appear).
-        """
-        target, counterpart = {}, {}
-        for key, variable, source_variable in self._weight_items():
-            target[key] = variable.value
-            if source_variable is not None:
-                counterpart[key] = source_variable.value
-        return {"target_weights": target, "source_weights": counterpart}
-
-    def _weight_items(self):
-        source_by_key = {}
-        if self.source_backbone is not None:
-            source_by_key.update(_keyed_variables("backbone", self.source_backbone))
-        if self.frozen_source_head is not None:
-            source_by_key.update(_keyed_variables("source_head", self.frozen_source_head))
-        parts = [("backbone", self.target_backbone), ("head", self.head)]
-        if self.source_head is not None:
-            parts.append(("source_head", self.source_head))
-        items = []
-        for prefix, part in parts:
-            for key, variable in _keyed_variables(prefix, part).items():
-                if variable.trainable:
-                    items.append((key, variable, source_by_key.get(key)))
-        return items
-
-    @property
-    def active_regularizers(self):
-        """The regularizers the train and test steps compute: all, unless `set_active_regularizers` chose."""
-        names = getattr(self, "_active_regularizer_names", None)
-        if names is None:
-            return self.regularizers
-        return [r for r in self.regularizers if r.name in names]
 
     def set_active_regularizers(self, names=None):
         """Makes only the regularizers named in `names` (all when None) enter the loss from the next step on.
@@ -299,44 +238,10 @@ class TransferModel(TransferTrainer, keras.Model):
         cost nothing, and their own variables (attention layers) get no gradient from the
         loss (TensorFlow's optimizer skips them, with a warning; JAX applies zeros).
         """
-        if names is not None:
-            names = tuple(names)
-            known = [r.name for r in self.regularizers]
-            unknown = [name for name in names if name not in known]
-            if unknown:
-                raise ValueError(
-                    f"Expected names of this model's regularizers {known}. Received unknown names: {unknown}"
-                )
-        self._active_regularizer_names = names
+        self.objective.set_active(names)
         if self.train_function is not None:
             self.make_train_function(force=True)
         self.test_function = None
-
-    def _needed_values(self, regularizers=None):
-        regs = self.active_regularizers if regularizers is None else regularizers
-        return {name for reg in regs for name in reg.inputs}
-
-    def regularization_terms(self, values, regularizers=None):
-        """`{name: scalar}` for each regularizer, given the step values."""
-        regs = self.active_regularizers if regularizers is None else regularizers
-        return {reg.name: reg(*[values[k] for k in reg.inputs]) for reg in regs}
-
-    def empirical_loss(self, x, y, y_pred, sample_weight=None, training=True):
-        return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-
-    def _build_regularizers(self):
-        """Builds the regularizers' own weights now (never inside a traced step)."""
-        pending = [r for r in self.regularizers if not r.built]
-        if not pending:
-            return
-        x = keras.KerasTensor((None,) + tuple(self.input_shape[1:]), dtype="float32")
-        names = self._needed_values(pending) - WEIGHT_VALUES
-        values = self.step_values(x, keras.KerasTensor((None,), dtype="int32"), names=names)
-        for reg in pending:
-            if reg.depends_on_weights_only:
-                reg.build()
-            else:
-                reg(*[values[k] for k in reg.inputs])
 
     @property
     def losses(self):
@@ -359,24 +264,6 @@ class TransferModel(TransferTrainer, keras.Model):
         own = self.loss_trackers["loss"]
         return [m for m in super().metrics if m.name != "loss" or m is own]
 
-    def _update_trackers(self, x, y, y_pred, sample_weight, empirical, terms, stats=None):
-        """Updates every tracker and returns the step's logs (active terms only)."""
-        batch = ops.shape(y_pred)[0]
-        total = empirical
-        for value in terms.values():
-            total = total + value
-        self.loss_trackers["loss"].update_state(total, sample_weight=batch)
-        self.loss_trackers["empirical_loss"].update_state(empirical, sample_weight=batch)
-        for name, value in terms.items():
-            self.reg_trackers[name].update_state(value, sample_weight=batch)
-        for name, value in (stats or {}).items():
-            self.rule_trackers[name].update_state(value)
-        logs = self.compute_metrics(x, y, y_pred, sample_weight)
-        hidden = {f"reg/{r.name}" for r in self.regularizers if r.name not in terms}
-        if stats is None:
-            hidden |= {m.name for m in self.rule_trackers.values()}
-        return {k: v for k, v in logs.items() if k not in hidden}
-
     # ---------------------------------------------------------------- helpers
 
     def inference_model(self, name=None):
@@ -387,6 +274,17 @@ class TransferModel(TransferTrainer, keras.Model):
         inputs = keras.Input(shape=self.input_shape[1:], name="image")
         outputs = self.head(self.target_backbone(inputs, training=False)["features"])
         return keras.Model(inputs, outputs, name=name or f"{self.name}_inference")
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Exports `inference_model()` (backbone + new head, logits): what a server should run.
+
+        The frozen source copy, the regularizers and the upstream head stay behind. Same
+        arguments as `keras.Model.export`; `keras_tl.export.export_serving` adds TF Serving's
+        folder layout, preprocessing and an encoded-image signature.
+        """
+        return self.inference_model().export(
+            filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
+        )
 
     @property
     def input_shape(self):
@@ -425,7 +323,7 @@ class TransferModel(TransferTrainer, keras.Model):
             ),
             "freeze_backbone": self.freeze_backbone,
             "feature_layer": self.feature_layer,
-            "source_head": self.source_head is not None,
+            "keep_source_head": self.source_head is not None,
             "dropout": self.dropout,
             "keep_source": self.keep_source,
         }
@@ -433,6 +331,8 @@ class TransferModel(TransferTrainer, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        if "source_head" in config:  # the name of keras_tl 0.1's files
+            config["keep_source_head"] = config.pop("source_head")
         config["regularizers"] = [keras.saving.deserialize_keras_object(r) for r in config.get("regularizers", [])]
         return cls(**config)
 
@@ -444,9 +344,3 @@ def _rebuild(source, config, role):
     rebuilt = keras.saving.deserialize_keras_object(json.loads(config), safe_mode=False)
     copy_weights(source, rebuilt, source_name="source", target_name=f"{role} copy")
     return rebuilt
-
-
-def _keyed_variables(prefix, part):
-    if isinstance(part, keras.Model):
-        return {f"{prefix}/{key}": v for key, v in named_variables(part).items()}
-    return {f"{prefix}/{suffix}": v for suffix, v in layer_variable_keys(part)}

@@ -18,7 +18,7 @@ class CoTuning(Regularizer):
     The target label y_i is translated into a distribution over the N upstream classes by
     the category relationship p(ȳ|y) (`keras_tl.relationship.category_relationship`), and the
     target's trainable copy of the upstream head FC̄ is trained towards it; the whole loss is
-    CE(new head, y) + Ω. Needs `TransferModel(..., source_head=True)`. The term is the
+    CE(new head, y) + Ω. Needs `TransferModel(..., keep_source_head=True)`. The term is the
     official code's `CoTuningLoss` (tllib: mean over the batch of −Σ p(ȳ|y)·log_softmax)
     times λ (`tests/reference/`); the relationship from `category_relationship` applies the
     official code's 0.884 scaling of the source logits before the softmax.
@@ -40,10 +40,10 @@ class CoTuning(Regularizer):
             array.
 
     Example:
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True)
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True)
     >>> relationship = keras_tl.relationship.category_relationship(
     ...     keras_tl.relationship.upstream_logits(model, x_train), y_train, 10, method="direct")
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True,
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True,
     ...     regularizers=[keras_tl.regularizers.CoTuning(lam=2.3, relationship=relationship)])
     """
 

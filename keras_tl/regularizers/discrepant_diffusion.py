@@ -18,7 +18,7 @@ class DiscrepantDiffusion(Regularizer):
     classes (`keras_tl.diffusion.granularity_sequences`, k chosen so that all sequences
     differ), and the target's trainable copy of the upstream head FC̄ learns to fire on
     exactly those. The term returned is λ·ℓ̃_r with the sum over the N upstream classes and
-    the mean over the batch. Needs `TransferModel(..., source_head=True)`.
+    the mean over the batch. Needs `TransferModel(..., keep_source_head=True)`.
 
     The total loss, Eq. 7, ℓ_o = ℓ_d + λ·ℓ̃_r, is `compile(loss=...)` plus this term: with
     `keras_tl.losses.SparseBinaryCrossentropy()` as the downstream loss ℓ_d (Eq. 6; both sum
@@ -42,11 +42,11 @@ class DiscrepantDiffusion(Regularizer):
             M, the ids index the source head's outputs.
 
     Example:
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True)
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True)
     >>> scores = keras_tl.relationship.class_means(
     ...     keras_tl.relationship.upstream_logits(model, x_train), y_train, 10)
     >>> sequences, k = keras_tl.diffusion.granularity_sequences(scores)  # logs k
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True,
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True,
     ...     regularizers=[keras_tl.regularizers.DiscrepantDiffusion(0.001, sequences)])
     >>> model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
     ...               loss=keras_tl.losses.SparseBinaryCrossentropy(), metrics=["accuracy"])

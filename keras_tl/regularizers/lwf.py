@@ -21,7 +21,7 @@ class LwF(Regularizer):
     before training when there is no augmentation, and matches the augmented image when
     there is. As in the paper, the cross-entropy is not multiplied by T² (Hinton et al.'s
     gradient correction); its gradient equals that of KL(y'_o ‖ ŷ'_o), the value is larger
-    by the (constant) entropy of y'_o. Needs `TransferModel(..., source_head=True)`; adds
+    by the (constant) entropy of y'_o. Needs `TransferModel(..., keep_source_head=True)`; adds
     one frozen source forward pass per step.
 
     Reference:
@@ -33,7 +33,7 @@ class LwF(Regularizer):
         temperature: T > 0.
 
     Example:
-    >>> model = keras_tl.TransferModel(source, num_classes=10, source_head=True,
+    >>> model = keras_tl.TransferModel(source, num_classes=10, keep_source_head=True,
     ...     regularizers=[keras_tl.regularizers.LwF(lam=1.0, temperature=2.0)])
     """
 

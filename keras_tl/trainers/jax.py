@@ -24,22 +24,19 @@ class JAXTransferTrainer:
 
     def _forward(self, trainable, non_trainable, metrics, x, y, sample_weight, training, regularizers):
         """Pure forward pass: `(empirical, terms), (y_pred, non_trainable', metrics')`."""
-        names = self._needed_values(regularizers)
         # `collect_losses`: layer losses (`add_loss`, activity regularizers) enter J through
         # `compute_loss`, as in Keras' own JAX trainer; without it they are dropped.
         mapping = self._mapping(trainable, non_trainable, metrics)
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
-            values = self.step_values(x, y, training=training, names=names)
-            empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=training)
-            terms = self.regularization_terms(values, regularizers)
+            step = self.objective.forward(x, y, sample_weight, training, regularizers)
         non_trainable = _scoped_values(scope, self.non_trainable_variables, non_trainable)
         metrics = _scoped_values(scope, self.metrics_variables, metrics)
-        return (empirical, terms), (values["logits"], non_trainable, metrics)
+        return (step.empirical, step.terms), (step.logits, non_trainable, metrics)
 
     def _weight_terms(self, trainable, non_trainable, regularizers, scale):
         """Pure weight-only terms (times the loss scale): their gradient needs no pass through the network."""
         with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable)):
-            terms = self.regularization_terms(self.weight_values(), regularizers)
+            terms = self.objective.weight_terms(regularizers)
         return scale * sum(terms.values()), terms
 
     def _loss_scale(self, optimizer_state):
@@ -52,7 +49,7 @@ class JAXTransferTrainer:
         trainable, non_trainable, optimizer_state, metrics = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         rule = self.gradient_rule
-        regularizers = self.active_regularizers
+        forward_regs, weight_regs = self.objective.partition(rule)
         # Differentiating scale·loss is what Keras' trainer does; `stateless_apply` unscales.
         scale = self._loss_scale(optimizer_state)
 
@@ -60,15 +57,13 @@ class JAXTransferTrainer:
 
             def total_loss(trainable):
                 (empirical, terms), aux = self._forward(
-                    trainable, non_trainable, metrics, x, y, sample_weight, True, regularizers
+                    trainable, non_trainable, metrics, x, y, sample_weight, True, forward_regs
                 )
                 return scale * (empirical + sum(terms.values())), ((empirical, terms), aux)
 
             (_, ((empirical, terms), aux)), gradients = jax.value_and_grad(total_loss, has_aux=True)(trainable)
             stats = None
         else:
-            weight_regs = [r for r in regularizers if r.depends_on_weights_only]
-            forward_regs = [r for r in regularizers if not r.depends_on_weights_only]
 
             def forward(trainable):
                 (empirical, terms), aux = self._forward(
@@ -91,27 +86,25 @@ class JAXTransferTrainer:
                 )
                 reg_gradients = jax.tree.map(jnp.add, reg_gradients, weight_gradients)
                 terms = {**terms, **weight_terms}
-            terms = {r.name: terms[r.name] for r in regularizers}
-            gradients, stats = rule(loss_gradients, reg_gradients)
+            terms = {r.name: terms[r.name] for r in self.objective.active}
+            gradients, stats = rule.combine(loss_gradients, reg_gradients)
 
         y_pred, non_trainable, metrics = aux
         trainable, optimizer_state = self.optimizer.stateless_apply(optimizer_state, gradients, trainable)
-        logs, metrics = self._stateless_update_trackers(
-            metrics, x, y, y_pred, sample_weight, empirical, terms, stats
-        )
+        logs, metrics = self._stateless_logs(metrics, x, y, y_pred, sample_weight, empirical, terms, stats)
         return logs, (trainable, non_trainable, optimizer_state, metrics)
 
     def test_step(self, state, data):
         trainable, non_trainable, metrics = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         (empirical, terms), (y_pred, non_trainable, metrics) = self._forward(
-            trainable, non_trainable, metrics, x, y, sample_weight, False, self.active_regularizers
+            trainable, non_trainable, metrics, x, y, sample_weight, False, self.objective.active
         )
-        logs, metrics = self._stateless_update_trackers(metrics, x, y, y_pred, sample_weight, empirical, terms)
+        logs, metrics = self._stateless_logs(metrics, x, y, y_pred, sample_weight, empirical, terms)
         return logs, (trainable, non_trainable, metrics)
 
-    def _stateless_update_trackers(self, metrics, x, y, y_pred, sample_weight, empirical, terms, stats=None):
+    def _stateless_logs(self, metrics, x, y, y_pred, sample_weight, empirical, terms, stats=None):
         mapping = list(zip(self.metrics_variables, metrics, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            logs = self._update_trackers(x, y, y_pred, sample_weight, empirical, terms, stats)
+            logs = self.objective.logs(x, y, y_pred, sample_weight, empirical, terms, stats)
         return logs, _scoped_values(scope, self.metrics_variables, metrics)

@@ -112,30 +112,23 @@ class TensorFlowTransferTrainer:
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        rule = self.gradient_rule
-        replicas = _replicas()
-        regularizers = self.active_regularizers
-        # With a rule, weight-only terms (L2-SP) get their gradient from a tape of their own
-        # ops, as on JAX; the network's tape is persistent only when a feature term needs a
-        # second backward pass from the shared forward.
-        weight_regs = [r for r in regularizers if r.depends_on_weights_only] if rule is not None else []
-        forward_regs = [r for r in regularizers if r not in weight_regs]
+        objective, rule, replicas = self.objective, self.gradient_rule, _replicas()
+        forward_regs, weight_regs = objective.partition(rule)
+        # The network's tape is persistent only when a forward term needs a second backward
+        # pass from the shared forward; weight-only terms get a tape of their own ops.
         with tf.GradientTape(persistent=rule is not None and bool(forward_regs)) as tape:
-            values = self.step_values(x, y, training=True, names=self._needed_values(forward_regs))
-            y_pred = values["logits"]
-            empirical = self.empirical_loss(x, y, y_pred, sample_weight, training=True)  # already / R
-            _build_state_outside_trace(self, y, y_pred)
-            terms = self.regularization_terms(values, forward_regs)
-            regularization = _replica_share(terms, forward_regs, replicas)
+            step = objective.forward(x, y, sample_weight, True, forward_regs)  # J already / R
+            _build_state_outside_trace(self, y, step.logits)
+            regularization = _replica_share(step.terms, forward_regs, replicas)
             # As Keras' trainer: scaled inside the tape (a `LossScaleOptimizer` under a mixed
             # policy; identity otherwise), unscaled by `apply_gradients`.
             if rule is None:
-                scaled_total = self.optimizer.scale_loss(empirical + regularization)
+                scaled_total = self.optimizer.scale_loss(step.empirical + regularization)
             else:
-                scaled_empirical = self.optimizer.scale_loss(empirical)
+                scaled_empirical = self.optimizer.scale_loss(step.empirical)
                 scaled_regularization = self.optimizer.scale_loss(regularization)
         variables = self.trainable_variables
-        stats = None
+        terms, stats = step.terms, None
         if rule is None:
             gradients = tape.gradient(scaled_total, variables)
         else:
@@ -147,29 +140,29 @@ class TensorFlowTransferTrainer:
                 reg_gradients = [tf.zeros_like(g) for g in loss_gradients]
             if weight_regs:
                 with tf.GradientTape() as weight_tape:
-                    weight_terms = self.regularization_terms(self.weight_values(), weight_regs)
+                    weight_terms = objective.weight_terms(weight_regs)
                     scaled_weight = self.optimizer.scale_loss(_sum(weight_terms) / replicas)
                 weight_gradients = _zeros_for_none(weight_tape.gradient(scaled_weight, variables), variables)
                 reg_gradients = [r + w for r, w in zip(reg_gradients, weight_gradients, strict=True)]
                 merged = {**terms, **weight_terms}
-                terms = {r.name: merged[r.name] for r in regularizers}
+                terms = {r.name: merged[r.name] for r in objective.active}
             if replicas > 1:
                 context = tf.distribute.get_replica_context()
                 loss_gradients, reg_gradients = context.all_reduce(
                     tf.distribute.ReduceOp.SUM, (loss_gradients, reg_gradients)
                 )
-            gradients, stats = rule(loss_gradients, reg_gradients)
+            gradients, stats = rule.combine(loss_gradients, reg_gradients)
             if replicas > 1:
                 gradients = [g / replicas for g in gradients]
         del tape
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        logged = _logged(terms, regularizers, replicas)
-        return self._update_trackers(x, y, y_pred, sample_weight, empirical * replicas, logged, stats)
+        logged = _logged(terms, objective.active, replicas)
+        return objective.logs(x, y, step.logits, sample_weight, step.empirical * replicas, logged, stats)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        values = self.step_values(x, y, training=False)
-        empirical = self.empirical_loss(x, y, values["logits"], sample_weight, training=False)
-        _build_state_outside_trace(self, y, values["logits"], optimizer=False)
-        terms = _logged(self.regularization_terms(values), self.active_regularizers, _replicas())
-        return self._update_trackers(x, y, values["logits"], sample_weight, empirical * _replicas(), terms)
+        objective = self.objective
+        step = objective.forward(x, y, sample_weight, False, objective.active)
+        _build_state_outside_trace(self, y, step.logits, optimizer=False)
+        terms = _logged(step.terms, objective.active, _replicas())
+        return objective.logs(x, y, step.logits, sample_weight, step.empirical * _replicas(), terms)

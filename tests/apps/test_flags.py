@@ -5,7 +5,7 @@ import re
 import pytest
 from absl import flags
 
-from apps import common, evaluate, export, finetune, pretrain
+from apps import common, evaluate, export, finetune, method_flags, pretrain
 from keras_tl import methods
 
 
@@ -20,7 +20,7 @@ def parse(app, *args):
             finetune,
             ["--method=l2,magic"],
             r"flag --method=.*Unknown method\(s\) \['magic'\]. Expected a comma-separated "
-            r"list of " + re.escape(str(sorted(methods.METHODS))),
+            r"list of " + re.escape(str(sorted(methods.names()))),
         ),
         (finetune, ["--method="], r"flag --method=.*Unknown method"),
         (
@@ -117,7 +117,7 @@ def test_flagfile_sets_flags_and_each_parse_starts_from_the_defaults(tmp_path):
     parse(finetune, f"--flagfile={flagfile}")
     fv = finetune.FLAGS
     assert fv.method == ["l2_sp"] and fv.dtnh and fv.repeats == 3
-    assert finetune.parse_hparams(fv.hparams) == {"alpha": 0.1, "l2_sp.beta": 0.001}
+    assert method_flags.parse_hparams(fv.hparams) == {"alpha": 0.1, "l2_sp.beta": 0.001}
     parse(finetune)
     assert finetune.FLAGS.repeats == 1 and not finetune.FLAGS.dtnh
 
@@ -128,21 +128,25 @@ def test_each_app_has_its_own_flags():
     assert "dataset" not in flags.FLAGS
 
 
-def test_method_registry_builds_each_method_with_hparams():
-    setup = methods.build("l2_sp", {"alpha": 0.5, "l2.beta": 9.0})
-    (reg,) = setup.regularizers
+def test_method_flags_build_each_method_with_hparams():
+    (reg,) = method_flags.method_for("l2_sp", False, {"alpha": 0.5, "l2.beta": 9.0}).setup().regularizers
     assert (reg.alpha, reg.beta) == (0.5, 0.01)
-    fe = methods.build("l2_fe", {"beta": 0.2})
+    fe = method_flags.method_for("l2_fe", False, {"beta": 0.2}).setup()
     assert fe.freeze_backbone and fe.regularizers[0].scope == "head" and fe.regularizers[0].beta == 0.2
-    assert methods.split_entry("l2_sp+dtnh") == ("l2_sp", True)
-    assert set(methods.METHODS) >= {"l2", "l2_fe", "l2_sp"}
-    lwf = methods.build("lwf", {"lam": 0.5})
-    assert lwf.source_head and [type(r).__name__ for r in lwf.regularizers] == ["L2", "LwF"]
-    assert methods.build("bss", finetune.parse_hparams(["k=2"])).regularizers[1].k == 2
-    parsed = finetune.parse_hparams(["attention=False", "x=true", "y=no"])
+    assert method_flags.method_for("l2_sp+dtnh", False, {}).dtnh and method_flags.method_for("l2", True, {}).dtnh
+    lwf = method_flags.method_for("lwf", False, {"lam": 0.5}).setup()
+    assert lwf.keep_source_head and [type(r).__name__ for r in lwf.regularizers] == ["L2", "LwF"]
+    assert method_flags.method_for("bss", False, method_flags.parse_hparams(["k=2"])).setup().regularizers[1].k == 2
+    parsed = method_flags.parse_hparams(["attention=False", "x=true", "y=no"])
     assert parsed == {"attention": False, "x": True, "y": "no"}
-    delta, head = methods.build("delta", finetune.parse_hparams(["attention=false"])).regularizers
-    assert delta.uniform and type(head).__name__ == "L2"  # DELTA (w/o ATT) needs no data: nothing measured
+    delta = method_flags.method_for("delta", False, method_flags.parse_hparams(["attention=false"]))
+    term, head = delta.setup().regularizers  # DELTA (w/o ATT) needs no data: nothing measured
+    assert term.uniform and type(head).__name__ == "L2"
+    method_flags.check_hparams(["delta", "di2"], {"delta.head_epochs": 1, "lam": 0.01, "extra": 2})
+    with pytest.raises(ValueError, match="Unknown hyperparameter"):
+        method_flags.check_hparams(["knowdist"], {"lam": 1.0})
+    with pytest.raises(ValueError, match=r"Expected extra to be an integer"):
+        method_flags.check_hparams(["delta", "di2"], {"extra": 1.5})
 
 
 def test_fraction_alone_parses():

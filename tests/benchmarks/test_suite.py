@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmarks import plans, report, suite
+from benchmarks import plans, records, statistics, suite, tables
 from benchmarks.runs import HOLDOUT, Run, cached, restore, result_path, save_json, save_result
 
 
@@ -114,10 +114,11 @@ def test_table_pairs_seeds_across_methods(tmp_path, sources):
         if run.method == "di2":
             save(settings, run, 0.3)
     dsd = [r for r in plans.table_runs(settings, "dtd10", ["dsd"])]
-    assert {r.source for r in dsd} == {sources["c"]} and dsd[0].hparams == (("lam", 0.0001),)
+    assert {r.source for r in dsd} == {sources["c"]} and dsd[0].hparams == (("lam", 0.0001),)  # DI2's grid
+    assert {r.method for r in dsd} == {"dsd"}
     for run, loss in zip(dsd, (0.5, 0.75, 1.0), strict=True):
         save(settings, run, 0.5, di2_k=4, history={"empirical_loss": [2.0, loss]})
-    (row,) = [line for line in report.table_section(settings, "dtd10", ["dsd"]).splitlines() if "DSD" in line]
+    (row,) = [line for line in tables.table_section(settings, "dtd10", ["dsd"]).splitlines() if "DSD" in line]
     assert row.startswith("| DSD (PGD source + DI2) | lam=0.0001, k=4 | 50.0 ± 0.0 (n=3) |")
     assert row.endswith("| 0.750 |")  # the last epoch's training cross-entropy, mean over seeds
 
@@ -141,12 +142,12 @@ def test_delta_ablation_uses_deltas_alpha_with_uniform_weights_and_pairs_seeds(t
             save(settings, run, top1)
     for run, top1 in zip(runs, (0.48, 0.51), strict=True):
         save(settings, run, top1)
-    (row,) = [line for line in report.ablation_section(settings).splitlines() if line.startswith("| dtd10")]
+    (row,) = [line for line in tables.ablation_section(settings).splitlines() if line.startswith("| dtd10")]
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[4].startswith("-1.5 ± 0.7")  # uniform − KnowDist: seeds -2, -1
     assert cells[5].startswith("+0.0 ± 1.4")  # DELTA − uniform: seeds +1, -1
     # The committed record keeps every method's runs whatever subset one process ran.
-    recorded = report.every_run(settings, ["l2"])
+    recorded = records.every_run(settings, ["l2"])
     assert sum(r["run"]["method"] == "delta" and r["run"]["eval_split"] == "test" for r in recorded) == 4
 
 
@@ -167,7 +168,7 @@ def test_a_table_has_its_own_seeds_and_backends_are_compared_on_the_seeds_both_r
                 result_path(run, settings.runs_dir, backend), {"run": dataclasses.asdict(run), "top1": top1}
             )
     (row,) = [
-        line for line in report.backend_section(settings, labels=("l2",)).splitlines() if "| L2 |" in line
+        line for line in tables.backend_section(settings, labels=("l2",)).splitlines() if "| L2 |" in line
     ]
     assert row == "| L2 | 50.0 ± 0.0 (n=2) | 50.0 ± 0.0 (n=2) | +0.0 | yes |"  # not TF's 70.0 over 4 seeds
 
@@ -175,7 +176,7 @@ def test_a_table_has_its_own_seeds_and_backends_are_compared_on_the_seeds_both_r
 def test_paired_statistics_match_scipy():
     values = {0: 0.52, 1: 0.55, 2: 0.50, 3: 0.58}
     reference = {0: 0.50, 1: 0.51, 2: 0.51, 3: 0.53, 9: 0.9}  # seed 9 has no pair
-    stats = report.paired(values, reference)
+    stats = statistics.paired(values, reference)
     diffs = np.array([0.02, 0.04, -0.01, 0.05])
     interval = scipy_stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
     assert stats["n"] == 4 and stats["wins"] == 3 and stats["losses"] == 1
@@ -183,9 +184,9 @@ def test_paired_statistics_match_scipy():
     np.testing.assert_allclose([stats["low"], stats["high"]], [interval.low, interval.high], rtol=1e-3)
     for wins, losses in ((3, 1), (5, 0), (2, 2), (0, 7)):
         expected = scipy_stats.binomtest(wins, wins + losses).pvalue
-        assert report.sign_test(wins, losses) == pytest.approx(expected)
-    assert report.verdict(stats) == "holds (≥ 0, not significant)"
-    assert report.verdict(report.paired({0: 0.6, 1: 0.62, 2: 0.61}, {0: 0.5, 1: 0.51, 2: 0.5})) == "holds"
+        assert statistics.sign_test(wins, losses) == pytest.approx(expected)
+    assert statistics.verdict(stats) == "holds (≥ 0, not significant)"
+    assert statistics.verdict(statistics.paired({0: 0.6, 1: 0.62, 2: 0.61}, {0: 0.5, 1: 0.51, 2: 0.5})) == "holds"
 
 
 def test_beats_chance_names_every_failing_run():
@@ -197,11 +198,11 @@ def test_beats_chance_names_every_failing_run():
         }
         return {**entry, "diverged": "NaN"} if top1 is None else {**entry, "top1": top1}
 
-    report.check_beats_chance([result("l2", 0.5)])
+    statistics.check_beats_chance([result("l2", 0.5)])
     with pytest.raises(
         AssertionError, match=r"dtd10/bss seed 0: top-1 0.120 <= 0.146; dtd10/lwf seed 0: diverged$"
     ):
-        report.check_beats_chance([result("l2", 0.5), result("bss", 0.12), result("lwf")])
+        statistics.check_beats_chance([result("l2", 0.5), result("bss", 0.12), result("lwf")])
 
 
 def test_step_times_come_from_the_quiet_measurement_as_ratios_to_l2(tmp_path):
@@ -211,10 +212,10 @@ def test_step_times_come_from_the_quiet_measurement_as_ratios_to_l2(tmp_path):
         path = tmp_path / f"step_overhead_{backend}.json"
         path.write_text(json.dumps({"backend": backend, "args": args, "results": results}))
 
-    assert report.step_time_section(str(tmp_path), ["l2"]).startswith("Pending")
-    measured("tensorflow", keras=0.09, plain=0.1, delta=0.125)
-    measured("jax", plain=0.2, dtnh_delta=0.3)
-    rows = report.step_time_section(str(tmp_path), ["l2", "delta", "delta+dtnh"]).splitlines()
+    assert tables.step_time_section(str(tmp_path), ["l2"]).startswith("Pending")
+    measured("tensorflow", keras=0.09, l2=0.1, delta=0.125)
+    measured("jax", l2=0.2, **{"delta+dtnh": 0.3})
+    rows = tables.step_time_section(str(tmp_path), ["l2", "delta", "delta+dtnh"]).splitlines()
     assert "| DELTA | 125 | 256 | 1.25 | — | — | — |" in rows
     assert "| DTNH(DELTA) | — | — | — | 300 | 107 | 1.50 |" in rows
     assert rows[-1] == "L2's step against a plain `keras.Model` fit the same way: tensorflow: 1.11."
@@ -292,4 +293,4 @@ def test_quick_suite_every_method_beats_chance(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Every method beats chance." in done.stdout
     saved = os.listdir(os.path.join(tmp_path, "quick", keras.backend.backend()))
-    assert len([name for name in saved if name.endswith(".json")]) == len(plans.METHODS)
+    assert len([name for name in saved if name.endswith(".json")]) == len(plans.table_labels())

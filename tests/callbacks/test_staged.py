@@ -68,7 +68,7 @@ def test_ast_to_act_at_an_epoch_inside_one_fit():
     x, y = tiny_data(8)
     history = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[staged, recorder]).history
 
-    assert staged.switched_at == [(2, 0)] and [a.name for a in model.active_regularizers] == ["act"]
+    assert staged.switched_at == [(2, 0)] and [a.name for a in model.objective.active] == ["act"]
     assert recorder.epoch_keys == [{"reg/ast"}, {"reg/ast"}, {"reg/act"}]
     assert len(history["reg/ast"]) == 2 and len(history["reg/act"]) == 1
     switch, initial, end = recorder.at_epoch[2], recorder.initial, recorder.snapshot()

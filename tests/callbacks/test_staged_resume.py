@@ -50,7 +50,7 @@ class StageLog(keras.callbacks.Callback):
                 epoch,
                 self.staged.stage,
                 int(keras.ops.convert_to_numpy(self.model.regularization_stage)),
-                [r.name for r in self.model.active_regularizers],
+                [r.name for r in self.model.objective.active],
             )
         )
 

@@ -97,7 +97,7 @@ def test_pretrains_a_transfer_model_with_dtnh_and_save_load(tmp_path):
     model = keras_tl.TransferModel(
         tiny_source(),
         3,
-        source_head=True,
+        keep_source_head=True,
         regularizers=[keras_tl.regularizers.L2(0.01)],
         gradient_rule=keras_tl.gradients.DTNH(),
     )

@@ -79,7 +79,7 @@ def test_a_modern_source_trains_with_l2_sp_and_a_tapped_delta_and_round_trips(na
     delta = DELTA(alpha=1e-3, channel_weights={tap: [1.0 / channels] * channels})
     model = keras_tl.TransferModel(source, 3, taps=[tap], regularizers=[L2SP(alpha=0.01), delta])
     # Keys are unique and pair every trainable target variable with its frozen copy.
-    weights = model.weight_values()
+    weights = model.objective.weight_values()
     assert set(weights["source_weights"]) == {k for k in weights["target_weights"] if not k.startswith("head/")}
     shapes = [{k: tuple(v.shape) for k, v in named_variables(part).items()} for part in (model.source_backbone, model.target_backbone)]
     assert shapes[0] == shapes[1]

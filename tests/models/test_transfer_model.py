@@ -37,7 +37,7 @@ def test_no_source_copy_unless_a_regularizer_needs_it(source):
 def test_taps_from_one_forward_pass_each(source):
     model = keras_tl.TransferModel(source, 3, taps=TAPS, regularizers=[L2SP()])
     x, _ = tiny_data()
-    values = model.step_values(x, names={"target_features", "source_features"})
+    values = model.objective.step_values(x, names={"target_features", "source_features"})
     assert sorted(values["target_features"]) == sorted(TAPS) == sorted(values["source_features"])
     probe = keras.Model(source.inputs, [source.get_layer(t).output for t in TAPS])
     for tap, expected in zip(TAPS, probe(x, training=False), strict=True):
@@ -70,20 +70,20 @@ def test_l2_sp_value_under_the_model_matches_numpy(source):
     rng = np.random.default_rng(0)
     for v in model.target_backbone.trainable_weights:
         v.assign(keras.ops.convert_to_numpy(v) + rng.normal(scale=0.05, size=v.shape).astype("float32"))
-    terms = model.regularization_terms(model.weight_values())
+    terms = model.objective.terms(model.objective.weight_values())
     target, source_now = numpy_weights(model.target_backbone), numpy_weights(model.source_backbone)
     trainable = {f"{layer.name}/{w.name}" for layer in model.target_backbone.layers for w in layer.trainable_weights}
     distance = sum(np.sum((target[k] - source_now[k]) ** 2) for k in trainable)
     decay = sum(np.sum(keras.ops.convert_to_numpy(w) ** 2) for w in model.head.weights)
     assert float(terms["l2_sp"]) == pytest.approx(0.15 * distance + 0.1 * decay, rel=1e-4)
-    assert not any("moving" in k for k in model.weight_values()["source_weights"])
+    assert not any("moving" in k for k in model.objective.weight_values()["source_weights"])
 
 
 def test_save_and_load_round_trip(source, tmp_path):
     model = compile_sgd(
         keras_tl.TransferModel(
             source, 3, taps=TAPS, regularizers=[L2SP(0.1, 0.01), L2(0.01)],
-            gradient_rule=keras_tl.gradients.DTNH(granularity="per_variable"), source_head=True, dropout=0.1,
+            gradient_rule=keras_tl.gradients.DTNH(granularity="per_variable"), keep_source_head=True, dropout=0.1,
         )
     )
     x, y = tiny_data()
@@ -100,7 +100,7 @@ def test_save_and_load_round_trip(source, tmp_path):
 
 
 def test_inference_model_is_backbone_and_head_only(source):
-    model = keras_tl.TransferModel(source, 3, taps=TAPS, regularizers=[L2SP()], source_head=True)
+    model = keras_tl.TransferModel(source, 3, taps=TAPS, regularizers=[L2SP()], keep_source_head=True)
     x, _ = tiny_data()
     plain = model.inference_model()
     np.testing.assert_allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
@@ -121,9 +121,9 @@ def test_l2_fe_trains_only_the_head_with_batchnorm_in_inference_mode(source):
 
 
 def test_source_head_gives_the_upstream_logits(source):
-    model = keras_tl.TransferModel(source, 3, source_head=True, keep_source=True)
+    model = keras_tl.TransferModel(source, 3, keep_source_head=True, keep_source=True)
     x, _ = tiny_data()
-    values = model.step_values(x, names={"source_logits"})
+    values = model.objective.step_values(x, names={"source_logits"})
     expected = source(x, training=False)
     for key in ("source_head_logits", "source_logits"):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(values[key]), keras.ops.convert_to_numpy(expected), atol=1e-5)
@@ -132,11 +132,11 @@ def test_source_head_gives_the_upstream_logits(source):
 def test_source_head_needs_a_dense_classifier():
     headless = tiny_source(include_top=False)
     with pytest.raises(ValueError, match="Expected a source whose last layer is a Dense classifier"):
-        keras_tl.TransferModel(headless, 3, source_head=True)
+        keras_tl.TransferModel(headless, 3, keep_source_head=True)
 
 
 def test_training_leaves_the_source_copy_untouched(source):
-    model = compile_sgd(keras_tl.TransferModel(source, 3, taps=TAPS, regularizers=[L2SP(1.0, 0.1)], source_head=True,
+    model = compile_sgd(keras_tl.TransferModel(source, 3, taps=TAPS, regularizers=[L2SP(1.0, 0.1)], keep_source_head=True,
                                                gradient_rule=keras_tl.gradients.DTNH()))
     before = numpy_weights(model.source_backbone)
     x, y = tiny_data()
@@ -156,8 +156,8 @@ def test_backbone_name_builds_the_source(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_classes": 0}, r"Expected num_classes to be a positive int. Received: num_classes=0"),
-        ({"dropout": 1.5}, r"Expected 0 <= dropout < 1. Received: dropout=1.5"),
+        ({"num_classes": 0}, r"Expected num_classes >= 1 \(an int\). Received: num_classes=0"),
+        ({"dropout": 1.5}, r"Expected dropout >= 0 and < 1 \(a float\). Received: dropout=1.5"),
         ({"regularizers": [L2(), L2()]}, r"Expected unique regularizer names. Received: names=\['l2', 'l2'\]"),
         ({"regularizers": ["Nope"]}, r"Expected a Regularizer, its config or one of"),
     ],

@@ -32,17 +32,17 @@ def test_class_defaults(cls):
         assert parameters[name].default == value, (cls.__name__, name)
 
 
-def test_app_defaults_match_the_classes():
-    assert methods.build("knowdist", {}).regularizers[0].get_config()["reduction"] == "sum"
-    assert methods.build("knowdist", {}).regularizers[0].alpha == 0.01
-    signature = inspect.signature(methods.delta).parameters
-    assert signature["alpha"].default == 0.01 and signature["reduction"].default == "sum"
-    assert signature["normalization"].default == "zscore_softmax" and signature["temperature"].default == 5.0
-    assert signature["num_batches"].default == 4  # the released code's 4 batches of 64
+def test_method_defaults_match_the_classes():
+    (knowdist, _) = methods.get("knowdist").setup().regularizers
+    assert knowdist.get_config()["reduction"] == "sum" and knowdist.alpha == 0.01
+    delta = methods.DELTA.defaults()
+    assert delta["alpha"] == 0.01 and delta["reduction"] == "sum"
+    assert delta["normalization"] == "zscore_softmax" and delta["temperature"] == 5.0
+    assert delta["num_batches"] == 4  # the released code's 4 batches of 64
     weights = inspect.signature(delta_channel_weights).parameters
     assert weights["normalization"].default == "zscore_softmax" and weights["batch_size"].default == 64
-    assert inspect.signature(methods.co_tuning).parameters["lam"].default == 2.3
-    assert [r.alpha for r in methods.build("spa_gca", {}).regularizers[:2]] == [0.01, 0.01]
+    assert methods.CoTuning.defaults()["lam"] == 2.3
+    assert [r.alpha for r in methods.get("spa_gca").setup().regularizers[:2]] == [0.01, 0.01]
 
 
 def test_batch_size_conversion():

@@ -1,5 +1,5 @@
 """Contract-test instances of the output-level regularizers, for `tiny_source()` (5 upstream
-classes) fine-tuned to 3 target classes with `source_head=True`."""
+classes) fine-tuned to 3 target classes with `keep_source_head=True`."""
 
 import numpy as np
 

@@ -50,8 +50,8 @@ def regularizer_gradient_norms(model):
     source_vars = model.source_backbone.weights
 
     def terms():
-        values = model.step_values(x, y, training=False)
-        return sum(model.regularization_terms(values).values())
+        values = model.objective.step_values(x, y, training=False)
+        return sum(model.objective.terms(values).values())
 
     if BACKEND == "jax":
         import jax

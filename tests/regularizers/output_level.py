@@ -18,7 +18,7 @@ def fit_save_reload(regularizer, tmp_path, loss=None):
     model = keras_tl.TransferModel(
         tiny_source(),
         3,
-        source_head=True,
+        keep_source_head=True,
         regularizers=[regularizer],
         gradient_rule=keras_tl.gradients.DTNH(),
     )
@@ -42,7 +42,7 @@ def fit_save_reload(regularizer, tmp_path, loss=None):
     restored = keras.models.load_model(path)
     assert json.dumps(restored.get_config(), sort_keys=True) == json.dumps(model.get_config(), sort_keys=True)
     terms = [
-        float(keras.ops.convert_to_numpy(m.regularization_terms(m.step_values(x, y))[regularizer.name]))
+        float(keras.ops.convert_to_numpy(m.objective.terms(m.objective.step_values(x, y))[regularizer.name]))
         for m in (model, restored)
     ]
     assert terms[0] == terms[1] and np.isfinite(terms[0])

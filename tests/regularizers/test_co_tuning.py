@@ -55,7 +55,7 @@ def test_relationship_width_must_match_the_source_head():
     with pytest.raises(
         ValueError, match=r"one column per upstream class \(5 source head outputs\). Received 4"
     ):
-        keras_tl.TransferModel(tiny_source(), 3, source_head=True, regularizers=[reg])
+        keras_tl.TransferModel(tiny_source(), 3, keep_source_head=True, regularizers=[reg])
 
 
 def test_config_round_trip():

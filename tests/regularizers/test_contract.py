@@ -62,20 +62,20 @@ def test_a_custom_term_in_five_lines_trains_under_dtnh_and_round_trips(tmp_path)
     model = keras_tl.TransferModel(tiny_source(), 3, regularizers=[term], gradient_rule=keras_tl.gradients.DTNH())
     compile_sgd(model, lr=0.05)
     x, y = tiny_data()
-    assert float(model.regularization_terms(model.weight_values())["l1_to_source"]) == 0.0  # at the source
+    assert float(model.objective.terms(model.objective.weight_values())["l1_to_source"]) == 0.0  # at the source
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0).history
     assert history["reg/l1_to_source"][0] > 0.0 and history["reg/l1_to_source"][1] > 0.0  # it moved off the source
-    values = model.weight_values()
+    values = model.objective.weight_values()
     expected = 0.5 * sum(
         np.sum(np.abs(ops.convert_to_numpy(values["target_weights"][k]) - ops.convert_to_numpy(v)))
         for k, v in values["source_weights"].items()
     )
-    np.testing.assert_allclose(float(model.regularization_terms(values)["l1_to_source"]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(model.objective.terms(values)["l1_to_source"]), expected, rtol=1e-5)
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path)
     assert restored.regularizers[0].get_config()["hparams"] == {"alpha": 0.5}
-    np.testing.assert_allclose(float(restored.regularization_terms(restored.weight_values())["l1_to_source"]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(restored.objective.terms(restored.objective.weight_values())["l1_to_source"]), expected, rtol=1e-5)
 
 
 def test_function_terms_name_what_is_wrong():
@@ -95,8 +95,8 @@ def test_source_head_is_inferred_from_the_terms_or_refused_by_name():
     lwf = CONTRACT_EXAMPLES[keras_tl.regularizers.LwF]
     assert keras_tl.TransferModel(tiny_source(), 3, regularizers=[lwf()]).source_head is not None
     assert keras_tl.TransferModel(tiny_source(), 3, regularizers=[L2SP()]).source_head is None
-    with pytest.raises(ValueError, match=r"Expected source_head=True \(or None\) for the regularizers \['lwf'\]"):
-        keras_tl.TransferModel(tiny_source(), 3, regularizers=[lwf()], source_head=False)
+    with pytest.raises(ValueError, match=r"Expected keep_source_head=True \(or None\) for the regularizers \['lwf'\]"):
+        keras_tl.TransferModel(tiny_source(), 3, regularizers=[lwf()], keep_source_head=False)
 
 
 def test_one_numeric_validator_accepts_numpy_scalars_and_rejects_bools():

@@ -54,7 +54,7 @@ def test_validation_errors():
 def test_ids_beyond_the_source_head_fail_at_model_construction():
     reg = DiscrepantDiffusion(sequences=[[0], [7], [1]])
     with pytest.raises(ValueError, match=r"Expected the sequences' upstream class ids < 5 .* Received id 7"):
-        keras_tl.TransferModel(tiny_source(), 3, source_head=True, regularizers=[reg])
+        keras_tl.TransferModel(tiny_source(), 3, keep_source_head=True, regularizers=[reg])
 
 
 def test_config_round_trip():

@@ -13,7 +13,7 @@ relationship = np.full((3, 5), 0.2, "float32")
 relationship[:, 0] = [0.6, 0.0, 0.1]
 relationship /= relationship.sum(axis=1, keepdims=True)
 model = keras_tl.TransferModel(
-    tiny_source(), 3, source_head=True, gradient_rule=keras_tl.gradients.DTNH(),
+    tiny_source(), 3, keep_source_head=True, gradient_rule=keras_tl.gradients.DTNH(),
     regularizers=[r.BSS(eta=0.1, k=2), r.CoTuning(2.3, relationship), r.LwF(1.0, 2.0),
                   r.DiscrepantDiffusion(0.01, [[0, 1], [0, 2], [3, 1]])])
 # The new head's random initialiser differs between backends: set it from numpy.

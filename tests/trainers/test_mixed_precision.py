@@ -83,8 +83,8 @@ def test_l2_sp_under_a_mixed_policy_is_computed_from_float32_weights(dtype_polic
         rng = np.random.default_rng(0)
         for variable in model.trainable_variables:  # tiny, float32-exact moves from the source
             variable.assign(keras.ops.convert_to_numpy(variable) + rng.normal(0, 1e-3, variable.shape).astype("float32"))
-        values = model.step_values(*tiny_data())
-        term = float(model.regularization_terms(values)["l2_sp"])
+        values = model.objective.step_values(*tiny_data())
+        term = float(model.objective.terms(values)["l2_sp"])
     target = {k: keras.ops.convert_to_numpy(v).astype("float64") for k, v in values["target_weights"].items()}
     source = {k: keras.ops.convert_to_numpy(v).astype("float64") for k, v in values["source_weights"].items()}
     assert all(keras.ops.convert_to_numpy(v).dtype == np.float32 for v in values["target_weights"].values())

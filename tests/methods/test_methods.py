@@ -1,4 +1,4 @@
-"""The fine-tuning methods registered in `keras_tl.methods`: built through the registry, one short fit each."""
+"""The built-in methods of `keras_tl.methods`: each prepared and fitted once through its own unit."""
 
 import json
 import os
@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import keras_tl
 from keras_tl import methods
+from keras_tl.methods.output_level import training_upstream_logits
 from tests.conftest import TAPS, compile_sgd, tiny_data, tiny_source
 
 BATCH = 4
@@ -18,7 +19,7 @@ CLASSES = 3
 UPSTREAM = 10
 
 # method -> (hparams for a fast run, the `reg/<name>` logs it must produce)
-NEW_METHODS = {
+DATA_DEPENDENT = {
     "knowdist": ({}, ["feature_map_distillation", "l2"]),
     "delta": ({"head_epochs": 1, "num_batches": 1}, ["delta", "l2"]),
     "l2_sp_att": ({"head_epochs": 1, "num_batches": 1}, ["l2_sp_attention"]),
@@ -26,6 +27,7 @@ NEW_METHODS = {
     "spa_gca": ({}, ["spa", "gca", "l2"]),
     "co_tuning": ({"relationship": "direct"}, ["co_tuning", "l2"]),
     "di2": ({}, ["discrepant_diffusion", "l2"]),
+    "dsd": ({}, ["discrepant_diffusion", "l2"]),
 }
 
 
@@ -48,71 +50,60 @@ class BatchLogs(keras.callbacks.Callback):
         self.batches.append({key: float(value) for key, value in (logs or {}).items()})
 
 
-def fit_once(setup, source, train):
-    model = keras_tl.TransferModel(
-        source,
-        num_classes=train.num_classes,
-        taps=TAPS,
-        regularizers=setup.regularizers,
-        freeze_backbone=setup.freeze_backbone,
-        source_head=setup.source_head,
-        keep_source=setup.keep_source,
-    )
-    compile_sgd(model, lr=0.01)
-    steps = train.num_examples // BATCH
-    recorder = BatchLogs()
-    model.fit(train.dataset, epochs=1, callbacks=list(setup.callbacks(1, steps)) + [recorder], verbose=0)
-    return model, recorder.batches
-
-
-@pytest.mark.parametrize("method", sorted(NEW_METHODS))
-def test_method_builds_and_fits(method, tmp_path):
-    hparams, names = NEW_METHODS[method]
+@pytest.mark.parametrize("name", sorted(DATA_DEPENDENT))
+def test_method_prepares_builds_and_fits(name, tmp_path):
+    hparams, logged = DATA_DEPENDENT[name]
     source, train = tiny_source(classes=UPSTREAM), tiny_split()
-    context = methods.Context(source, TAPS, train, str(tmp_path))
-    setup = methods.build(method, {f"{method}.{key}": value for key, value in hparams.items()}, context)
-    assert setup.prepare is None
-    assert sorted(r.name for r in setup.regularizers) == sorted(names)
-    model, batches = fit_once(setup, source, train)
-    assert len(batches) == 3
-    for name in names:
-        values = [logs[f"reg/{name}"] for logs in batches if f"reg/{name}" in logs]
-        assert values and np.all(np.isfinite(values)), (name, values)
-    assert np.all(np.isfinite([logs["loss"] for logs in batches]))
-    if method in ("delta", "l2_sp_att"):
+    method = methods.get(name, **hparams)
+    setup = method.setup(source, train, TAPS, str(tmp_path))
+    assert sorted(r.name for r in setup.regularizers) == sorted(logged)
+    model = compile_sgd(method.build(source, train, taps=TAPS, setup=setup), lr=0.01)
+    recorder = BatchLogs()
+    steps = train.num_examples // BATCH
+    model.fit(train.dataset, epochs=1, callbacks=method.callbacks(1, steps) + [recorder], verbose=0)
+    assert len(recorder.batches) == 3
+    for term in logged:
+        values = [logs[f"reg/{term}"] for logs in recorder.batches if f"reg/{term}" in logs]
+        assert values and np.all(np.isfinite(values)), (term, values)
+    assert np.all(np.isfinite([logs["loss"] for logs in recorder.batches]))
+    if name in ("delta", "l2_sp_att"):
         with open(os.path.join(tmp_path, "delta_channel_weights.json")) as f:
             assert sorted(json.load(f)) == sorted([*TAPS, "__examples__"])
-    if method in ("afa", "spa_gca"):
+    if name in ("afa", "spa_gca"):
         # The staged switch happened inside the one epoch: the second stage is active at the end.
-        second = ["act", "l2"] if method == "afa" else ["gca", "l2"]
-        assert sorted(r.name for r in model.active_regularizers) == second
+        second = ["act", "l2"] if name == "afa" else ["gca", "l2"]
+        assert sorted(r.name for r in model.objective.active) == second
 
 
-def test_hparams_override_defaults():
-    setup = methods.build("afa", {"alpha": 0.5, "afa.beta": 0.25, "lam": 7.0})
-    ast, act, l2 = setup.regularizers
+def test_hparams_override_defaults_and_shape_the_callbacks():
+    ast, act, l2 = methods.get("afa", alpha=0.5, beta=0.25).setup().regularizers
     assert (ast.alpha, act.alpha, l2.beta) == (0.5, 0.5, 0.25)
-    (callback,) = setup.callbacks(10, 5)
+    (callback,) = methods.get("afa").callbacks(10, 5)
     assert isinstance(callback, keras_tl.callbacks.StagedRegularization) and callback.switch_at == [0.5]
     assert not callback.sync_source
-    (callback,) = methods.build("spa_gca", {"spa_gca.switch_at": 3}).callbacks(10, 5)
+    (callback,) = methods.get("spa_gca", switch_at=3).callbacks(10, 5)
     assert callback.switch_at == [3] and callback.sync_source
-    methods.check_hparams(["delta", "di2"], {"delta.head_epochs": 1, "lam": 0.01, "extra": 2})
-    with pytest.raises(ValueError, match="Unknown hyperparameter"):
-        methods.check_hparams(["knowdist"], {"lam": 1.0})
+    assert methods.get("l2_sp").callbacks(10, 5) == []
 
 
-def test_data_dependent_method_needs_context():
-    with pytest.raises(ValueError, match="Expected a methods.Context"):
-        methods.build("co_tuning", {})
+def test_a_data_dependent_method_without_training_data_says_so():
+    with pytest.raises(ValueError, match=r"Expected the training data for method 'co_tuning'.*Received: train=None"):
+        methods.get("co_tuning").setup()
 
 
-def test_di2_sequences_follow_class_means(tmp_path):
+def test_di2_sequences_follow_class_means():
     source, train = tiny_source(classes=UPSTREAM), tiny_split()
-    setup = methods.build("di2", {"extra": 1}, methods.Context(source, TAPS, train, None))
-    logits, labels = methods._upstream_logits(methods.Context(source, TAPS, train))
+    method = methods.get("di2", extra=1)
+    setup = method.setup(source, train, TAPS)
+    logits, labels = training_upstream_logits(method, methods.Context(source, TAPS, train))
     scores = keras_tl.relationship.class_means(logits, labels, CLASSES)
     expected, k = keras_tl.diffusion.granularity_sequences(scores, extra=1)
     (diffusion,) = [r for r in setup.regularizers if r.name == "discrepant_diffusion"]
     assert [list(row) for row in diffusion.sequences] == expected and len(expected[0]) == k
     assert sorted(labels.tolist()) == sorted(tiny_data(n=12, classes=CLASSES)[1].tolist())
+
+
+def test_dsd_is_di2_from_a_pgd_source():
+    assert issubclass(methods.DSD, methods.DI2) and methods.DSD.defaults() == methods.DI2.defaults()
+    assert (methods.DSD.upstream, methods.DI2.upstream) == ("pgd", "cross_entropy")
+    assert methods.DSD.grid_from == "di2" and methods.DSD.claims == (methods.Claim("co_tuning"),)

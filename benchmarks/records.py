@@ -1,0 +1,74 @@
+"""The saved results the report reads: by plan, by seed, and the record of every run (nothing trains here)."""
+
+import json
+import os
+
+import keras
+
+from benchmarks import plans
+from benchmarks.runs import cached, file_digest, load_source, save_json
+
+
+def by_seed(results):
+    """`{seed: top-1}` of the finished, non-diverged results."""
+    return {r["run"]["seed"]: r["top1"] for r in results if r is not None and "diverged" not in r}
+
+
+def collect(settings, runs):
+    """`[(run, result or None)]`."""
+    return [(run, cached(run, settings.runs_dir)) for run in runs]
+
+
+def table_entries(settings, dataset, labels):
+    """`{label: [results]}` of the table plan (finished runs only)."""
+    entries = {}
+    for label in labels:
+        runs = plans.table_runs(settings, dataset, [label])
+        entries[label] = [result for _, result in collect(settings, runs) if result is not None]
+    return entries
+
+
+def upstream_accuracy(settings, loss):
+    """Top-1 of a source's 200-way head on Tiny-ImageNet-32's validation split (cached by file digest)."""
+    path = settings.source(loss)
+    saved = os.path.join(
+        settings.runs_dir, keras.backend.backend(), f"upstream_{file_digest(path)[:16]}.json"
+    )
+    if os.path.isfile(saved):
+        with open(saved) as handle:
+            return json.load(handle)
+    import keras_tl.data
+
+    model, card = load_source(path)
+    data = keras_tl.data.load(
+        f"tfrecord:{os.path.join(settings.data_root, 'tiny-imagenet-32')}",
+        "validation",
+        image_size=settings.image_size,
+        preprocess=card.get("preprocess"),
+        batch_size=256,
+        training=False,
+    )
+    result = {"path": os.path.basename(path), "card": {k: v for k, v in card.items() if k != "class_names"}}
+    result.update(keras_tl.data.evaluate(model, data.dataset, data.num_classes))
+    save_json(saved, result)
+    return result
+
+
+def every_run(settings, labels):
+    """Every saved result any plan refers to, once: of every method, not only `labels`.
+
+    The record must not shrink because one process ran `--methods=<a subset>`: the suite
+    restores a fresh clone's cache from it (`benchmarks.runs.restore`).
+    """
+    labels = list(dict.fromkeys([*plans.table_labels(), *labels]))
+    seen = {}
+    names = (
+        [f"schedule:{d}" for d in plans.DATASETS]
+        + ["grid", "dtnh"]
+        + [f"{kind}:{d}" for kind in ("table", "ablation") for d in plans.DATASETS]
+    )
+    for name in names:
+        for run, result in collect(settings, plans.plan(settings, name, labels)):
+            if result is not None:
+                seen[run.key()] = result
+    return list(seen.values())

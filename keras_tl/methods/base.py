@@ -1,0 +1,365 @@
+"""The method unit: one fine-tuning method, its hyperparameters and what every consumer reads of it.
+
+A method is a registered frozen dataclass: its fields are the hyperparameters (their defaults
+the papers' settings), its class attributes the metadata that `keras_tl.fine_tune`, the apps,
+the benchmark's plans and report and the step-time script read (display name, reference, the
+coefficient and grid the benchmark sweeps, the paper claims it takes part in, the source it is
+benchmarked with), and its methods the parts of the recipe (the terms, measured on the training
+data when they need it; the `fit` callbacks; an optimizer wrapper). Nothing else keeps a table
+of methods: adding one is one class in one file.
+
+Example:
+>>> @keras_tl.methods.register
+... class L1SP(keras_tl.methods.Method):
+...     name = "l1_sp"
+...     display_name = "L1-SP"
+...     coefficient = "alpha"
+...     alpha: float = 0.01
+...     def terms(self, context):
+...         return [keras_tl.regularizers.from_function(l1_sp, alpha=self.alpha)]
+>>> keras_tl.fine_tune("l1_sp", source, train, epochs=10)
+"""
+
+import dataclasses
+import math
+import numbers
+import re
+
+from keras_tl.api_export import keras_tl_export
+
+DTNH_SUFFIX = "+dtnh"
+# Registered method classes by name, in registration order (the order of tables and plans).
+_REGISTRY = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A paper's claim that the claiming method is at least as accurate as method `over`.
+
+    Attributes:
+        over: the registered name (or `<name>+dtnh` label) of the method it should not lose to.
+        datasets: the benchmark data sets the claim is checked on; None: every one.
+    """
+
+    over: str
+    datasets: tuple | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What data-dependent methods measure before training.
+
+    Attributes:
+        source: the source network, as given to `TransferModel`.
+        taps: the tapped layer names.
+        train: the training split (`keras_tl.data.load`'s result: `.dataset` of
+            `(images, integer labels)` batches, `.num_classes`), or None.
+        cache_dir: where measurements are cached (a rerun reads them back), or None.
+    """
+
+    source: object = None
+    taps: tuple = ()
+    train: object = None
+    cache_dir: str | None = None
+
+    def require_train(self, method):
+        if self.train is None:
+            raise ValueError(
+                f"Expected the training data for method {method.name!r}, which measures it before "
+                "fine-tuning (method.setup(source, train, ...)). Received: train=None"
+            )
+        return self.train
+
+
+@dataclasses.dataclass
+class Setup:
+    """A method prepared for one training split: what its `TransferModel` is built from.
+
+    Attributes:
+        regularizers: `keras_tl.regularizers.Regularizer` instances.
+        freeze_backbone: train the head only (L2-FE).
+        keep_source_head: keep the source's upstream head next to the new one (two-head methods).
+        keep_source: keep the frozen source copy even if no regularizer asks for it.
+    """
+
+    regularizers: list
+    freeze_backbone: bool = False
+    keep_source_head: bool = False
+    keep_source: bool = False
+
+
+def resolve_taps(source, taps=None):
+    """`taps` as a list; `None`: `keras_tl.backbones.default_taps` of the source's name (none if unknown)."""
+    from keras_tl import backbones
+
+    if taps is not None:
+        return list(taps)
+    name = source if isinstance(source, str) else source.name
+    return backbones.default_taps(name) if name in backbones.NAMES else []
+
+
+@keras_tl_export("keras_tl.methods.Method")
+@dataclasses.dataclass(frozen=True, repr=False)
+class Method:
+    """Base of the fine-tuning methods: hyperparameters as fields, metadata as class attributes.
+
+    A subclass sets `name` and implements `terms`; it overrides the other hooks it needs.
+
+    Class attributes (metadata):
+        name: the registry key (`"l2_sp"`), also `apps.finetune --method`.
+        display_name: how tables name it (`"L2-SP"`).
+        reference: the paper and equations it implements.
+        rule: its rule in one line (the README's methods table).
+        coefficient: the hyperparameter the benchmark's grid sweeps (None: no grid).
+        grid_factors: the grid's values as multiples of the coefficient's paper value.
+        coefficient_batch_size: for a term summed over the batch, the batch size the paper's
+            coefficient was tuned at (the grid's centre at batch B is then value·it/B); None.
+        grid_from: the method whose grid chooses this one's coefficient (None: its own).
+        claims: `Claim`s of the papers about this method.
+        upstream: the upstream loss of the source the benchmark fine-tunes it from.
+        benchmark_dtnh: the benchmark also runs it under DTNH.
+        dtnh_sweep: the coefficient values of the benchmark's X vs DTNH(X) sweep (empty: none).
+        quick_hparams: hyperparameters of the benchmark's `--quick` CI run.
+        cross_backend: which of its benchmark rows (`False`: plain, `True`: under DTNH) the
+            benchmark also runs on the JAX backend, to compare the backends.
+        freeze_backbone, keep_source_head, keep_source: what it asks of the `TransferModel`.
+
+    Fields: its hyperparameters (each subclass's), and `dtnh`: combine the terms' gradient with
+    the empirical loss's by `keras_tl.gradients.DTNH` (the `+dtnh` suffix of `get`).
+    """
+
+    name = None
+    display_name = None
+    reference = ""
+    rule = ""
+    coefficient = None
+    grid_factors = (0.1, 1.0, 10.0)
+    coefficient_batch_size = None
+    grid_from = None
+    claims = ()
+    upstream = "cross_entropy"
+    benchmark_dtnh = False
+    dtnh_sweep = ()
+    quick_hparams = {}
+    cross_backend = ()
+    freeze_backbone = False
+    keep_source_head = False
+    keep_source = False
+
+    dtnh: bool = dataclasses.field(default=False, kw_only=True)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if field.name != "dtnh":
+                check_hparam(self, field.name, getattr(self, field.name))
+        if not isinstance(self.dtnh, bool):
+            raise ValueError(f"Expected dtnh to be True or False. Received: dtnh={self.dtnh!r}")
+
+    # ------------------------------------------------------------------ hyperparameters
+
+    @classmethod
+    def defaults(cls):
+        """`{name: default}` of the hyperparameters: the papers' settings."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.name != "dtnh"}
+
+    @property
+    def hparams(self):
+        """The hyperparameters that differ from the defaults."""
+        defaults = self.defaults()
+        return {key: getattr(self, key) for key, default in defaults.items() if getattr(self, key) != default}
+
+    @property
+    def label(self):
+        """`"l2_sp+dtnh"`: the name `get` parses, the apps and the reports use."""
+        return self.name + (DTNH_SUFFIX if self.dtnh else "")
+
+    @classmethod
+    def display(cls, dtnh=False):
+        """The table name, `"DTNH(L2-SP)"` under DTNH."""
+        text = cls.display_name or cls.name
+        return f"DTNH({text})" if dtnh else text
+
+    def get_config(self):
+        return {**{k: getattr(self, k) for k in self.defaults()}, "dtnh": self.dtnh}
+
+    def __repr__(self):
+        fields = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({fields})"
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ------------------------------------------------------------------ the recipe's parts
+
+    def terms(self, context):
+        """The regularizers, measured on `context.train` when the method needs it (see `Context`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement terms(context).")
+
+    def callbacks(self, epochs, steps_per_epoch):
+        """The method's own `fit` callbacks (stage switches) for `epochs` × `steps_per_epoch` steps."""
+        del epochs, steps_per_epoch
+        return []
+
+    def optimizer(self, optimizer):
+        """The optimizer `fit` uses, given the recipe's (a method that constrains the step wraps it)."""
+        return optimizer
+
+    def gradient_rule(self):
+        from keras_tl import gradients
+
+        return gradients.DTNH() if self.dtnh else None
+
+    def setup(self, source=None, train=None, taps=(), cache_dir=None):
+        """The method prepared for `train` (a `Setup`): its data-dependent terms measured once."""
+        context = Context(source, tuple(taps), train, cache_dir)
+        return Setup(
+            list(self.terms(context)),
+            freeze_backbone=self.freeze_backbone,
+            keep_source_head=self.keep_source_head,
+            keep_source=self.keep_source,
+        )
+
+    def build(self, source, train, taps=None, cache_dir=None, dropout=0.0, setup=None):
+        """The `TransferModel` of this method from `source`, for the classes of `train`.
+
+        Args:
+            source: the source `keras.Model` (or a backbone name).
+            train: the training split (`keras_tl.data.load`'s result); data-dependent methods
+                measure it, and its `num_classes` sizes the head.
+            taps: tapped layers; default `keras_tl.backbones.default_taps` of the source's name.
+            cache_dir: where measurements are cached (DELTA's channel weights).
+            dropout: dropout before the new head.
+            setup: a `Setup` already made by `setup()` (then nothing is measured again).
+        """
+        from keras_tl.models import TransferModel
+
+        taps = resolve_taps(source, taps)
+        setup = setup or self.setup(source, train, taps, cache_dir)
+        return TransferModel(
+            source,
+            num_classes=train.num_classes,
+            taps=taps,
+            regularizers=setup.regularizers,
+            gradient_rule=self.gradient_rule(),
+            freeze_backbone=setup.freeze_backbone,
+            keep_source_head=setup.keep_source_head or None,
+            keep_source=setup.keep_source,
+            dropout=dropout,
+        )
+
+
+def check_hparam(method, key, value):
+    """Raises `ValueError` unless `value` fits hyperparameter `key` (`name` or `method.name`) of `method`
+    (a class or instance).
+
+    A bool where the default is one; a finite number where the default is one, an integer
+    where the default is an int. Other defaults (strings) are left to the terms to check.
+    """
+    defaults = method.defaults()
+    name = key.rpartition(".")[2]  # `method.name`, as the apps' --hparams spell a method's own
+    if name not in defaults:
+        raise ValueError(
+            f"Expected hyperparameters of {method.name!r} from {sorted(defaults)}. Received: {key}={value!r}"
+        )
+    default = defaults[name]
+    example = f"e.g. the default {default!r} of {method.name}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):  # 0/1 or "false" would pass a truth test unnoticed
+            raise ValueError(f"Expected {key} to be True or False ({example}). Received: {key}={value!r}")
+        return
+    if not isinstance(default, (int, float)):
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}")
+    if isinstance(default, int) and not float(value).is_integer():
+        raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
+
+
+# ---------------------------------------------------------------------- the registry
+
+
+def register(cls):
+    """Class decorator: makes `cls` (a `Method` subclass) a frozen dataclass of keyword-only
+    hyperparameters and registers it by `cls.name`.
+
+    A name is registered once; registering a class of the same module and name again (a
+    re-run notebook cell) replaces it.
+
+    Example:
+    >>> @keras_tl.methods.register
+    ... class L1SP(keras_tl.methods.Method):
+    ...     name = "l1_sp"
+    ...     alpha: float = 0.01
+    ...     def terms(self, context):
+    ...         return [keras_tl.regularizers.from_function(l1_sp, alpha=self.alpha)]
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Method)) or cls is Method:
+        raise TypeError(f"Expected a subclass of keras_tl.methods.Method. Received: {cls!r}")
+    if not isinstance(cls.name, str) or not _NAME.match(cls.name) or cls.name.endswith("dtnh"):
+        raise ValueError(
+            "Expected the method's name to be a lower-case identifier (letters, digits, '_') not ending "
+            f"in 'dtnh'. Received: {cls.__name__}.name={cls.name!r}"
+        )
+    if "__dataclass_fields__" not in cls.__dict__:
+        # Keyword-only: a hyperparameter is always named (DELTA(alpha=0.02), never DELTA(0.02)).
+        cls = dataclasses.dataclass(frozen=True, kw_only=True, repr=False)(cls)
+    known = _REGISTRY.get(cls.name)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(
+            f"Expected a new method name. Received: {cls.__name__}.name={cls.name!r}, already registered "
+            f"by {known.__module__}.{known.__qualname__}"
+        )
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def unregister(name):
+    """Removes method `name` from the registry (a method registered for a test or an experiment)."""
+    registered(name)
+    del _REGISTRY[name]
+
+
+def names():
+    """The registered method names, in registration order (each also takes the `+dtnh` suffix)."""
+    return list(_REGISTRY)
+
+
+def registered(name):
+    """The registered class of method `name` (a name from `names()`, without `+dtnh`)."""
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Expected a method from {names()}, optionally followed by '{DTNH_SUFFIX}'. Received: name={name!r}"
+        )
+    return _REGISTRY[name]
+
+
+def split_label(label):
+    """`"l2_sp+dtnh"` → `("l2_sp", True)`."""
+    if isinstance(label, str) and label.endswith(DTNH_SUFFIX):
+        return label[: -len(DTNH_SUFFIX)], True
+    return label, False
+
+
+def get(name, dtnh=False, **hparams):
+    """The method `name` (from `names()`, optionally `"<name>+dtnh"`) with `hparams` over its defaults.
+
+    A `Method` instance is returned as it is.
+
+    Example:
+    >>> keras_tl.methods.get("l2_sp+dtnh", alpha=0.1)
+    L2SP(alpha=0.1, beta=0.01, dtnh=True)
+    """
+    if isinstance(name, Method):
+        return name
+    method, with_dtnh = split_label(name)
+    try:
+        cls = registered(method)
+    except ValueError:
+        raise ValueError(
+            f"Expected a method from {names()}, optionally followed by '{DTNH_SUFFIX}'. Received: name={name!r}"
+        ) from None
+    for key, value in hparams.items():
+        check_hparam(cls, key, value)
+    return cls(**hparams, dtnh=bool(dtnh or with_dtnh))
