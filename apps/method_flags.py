@@ -9,6 +9,7 @@ import importlib
 
 from absl import flags
 
+from apps import common
 from keras_tl import methods
 
 
@@ -37,20 +38,9 @@ def define(fv, default_methods):
         flag_values=fv,
     )
 
-    def check_plugins(modules):
-        try:
-            import_plugins(modules)
-        except ImportError as error:
-            raise flags.ValidationError(str(error)) from error
-        return True
-
     def check_methods(entries):
-        try:
-            import_plugins(fv["plugins"].value)  # validators run after parsing: --plugins is set
-            check_entries(entries)
-        except (ValueError, ImportError) as error:
-            raise flags.ValidationError(str(error)) from error
-        return True
+        import_plugins(fv["plugins"].value)  # validators run after parsing: --plugins is set
+        check_entries(entries)
 
     def check_hparams_flag(values):
         try:
@@ -60,17 +50,18 @@ def define(fv, default_methods):
             raise flags.ValidationError(f"--hparams: {error}") from error
         return True
 
-    flags.register_validator("plugins", check_plugins, flag_values=fv)
-    flags.register_validator("method", check_methods, flag_values=fv)
+    common.validator(fv, "plugins", import_plugins)
+    common.validator(fv, "method", check_methods)
     flags.register_multi_flags_validator(["method", "hparams"], check_hparams_flag, message="", flag_values=fv)
 
 
 def import_plugins(modules):
+    """Imports each module of `modules` (they register their methods); an unknown one is a `ValueError`."""
     for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as error:
-            raise ImportError(f"Expected --plugins to name importable modules. Received: {module!r} ({error})") from error
+            raise ValueError(f"Expected --plugins to name importable modules. Received: {module!r} ({error})") from error
 
 
 def parse_hparams(values):

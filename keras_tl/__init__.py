@@ -5,22 +5,44 @@ from keras_tl import (
     backbones,
     callbacks,
     diffusion,
+    fine_tuning,
     gradients,
     losses,
     methods,
+    models,
+    pretraining,
     regularizers,
     relationship,
     semantic,
 )
+from keras_tl.api_export import public_names
 from keras_tl.fine_tuning import fine_tune
 from keras_tl.models import TransferModel
 from keras_tl.pretraining import pretrain
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-# Imported on first use: they build tf.data pipelines and SavedModels, which plain
-# `model.fit` users (and the JAX backend) do not need at import time.
-_LAZY_SUBMODULES = ("data", "export", "distribute", "testing")
+# Imported on first use: they build tf.data pipelines and SavedModels, which plain `model.fit`
+# users (and the JAX backend) do not need at import time; `dir(keras_tl)` lists them all the same.
+_LAZY_SUBMODULES = ("data", "distribute", "export", "testing")
+_SUBMODULES = (
+    "attention",
+    "backbones",
+    "callbacks",
+    "diffusion",
+    "fine_tuning",
+    "gradients",
+    "losses",
+    "methods",
+    "models",
+    "pretraining",
+    "regularizers",
+    "relationship",
+    "semantic",
+    *_LAZY_SUBMODULES,
+)
+# The public namespace: the submodules and what `keras_tl_export` put at `keras_tl.<name>`.
+__all__ = sorted({*_SUBMODULES, *public_names("keras_tl")})
 
 
 def __getattr__(name):
@@ -29,3 +51,7 @@ def __getattr__(name):
 
         return importlib.import_module(f"keras_tl.{name}")
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
+
+
+def __dir__():
+    return list(__all__)

@@ -4,6 +4,7 @@ import keras
 
 from keras_tl import callbacks as callbacks_module
 from keras_tl import methods as methods_module
+from keras_tl.api_export import keras_tl_export
 
 
 def cosine_sgd(lr, momentum, total_steps):
@@ -25,6 +26,7 @@ def training_callbacks(train, backup_dir=None):
     return callbacks
 
 
+@keras_tl_export("keras_tl.fine_tune")
 def fine_tune(
     method,
     source,

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_tl import backbones, fine_tuning
+from keras_tl.api_export import keras_tl_export
 from keras_tl.models import cards
 from keras_tl.utils.validation import check_number
 
@@ -38,6 +39,7 @@ LOSSES = {
 }
 
 
+@keras_tl_export("keras_tl.pretrain")
 def pretrain(
     train,
     backbone,

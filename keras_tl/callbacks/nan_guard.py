@@ -5,6 +5,8 @@ import math
 import keras
 import numpy as np
 
+from keras_tl.api_export import keras_tl_export
+
 # A loss term this large has diverged: cross-entropy of a working network is below ~10, and
 # a regularizer's coefficient is chosen to keep its term of the same order.
 DIVERGED = 1e6
@@ -17,6 +19,7 @@ def _ordered_terms(logs):
     return keys + [k for k in ("loss",) if k in logs]
 
 
+@keras_tl_export("keras_tl.callbacks.NaNGuard")
 class NaNGuard(keras.callbacks.Callback):
     """Raises `FloatingPointError` at the first batch whose loss terms are not finite.
 
@@ -36,6 +39,9 @@ class NaNGuard(keras.callbacks.Callback):
     >>> model.fit(ds, epochs=10, callbacks=[keras_tl.callbacks.NaNGuard(),
     ...                                     keras_tl.callbacks.AtomicBackupAndRestore("backup")])
     """
+
+    def get_config(self):
+        return {}
 
     def on_train_begin(self, logs=None):
         self._last_finite = {}

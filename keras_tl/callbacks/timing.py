@@ -5,7 +5,11 @@ import time
 import keras
 import numpy as np
 
+from keras_tl.api_export import keras_tl_export
+from keras_tl.utils.validation import check_number
 
+
+@keras_tl_export("keras_tl.callbacks.StepTimer")
 class StepTimer(keras.callbacks.Callback):
     """Median seconds per training step over the epochs after the first (which includes tracing).
 
@@ -22,7 +26,7 @@ class StepTimer(keras.callbacks.Callback):
 
     def __init__(self, steps_per_epoch):
         super().__init__()
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, minimum=1, integer=True)
         self.epoch_seconds = []
         self._start = None
 
@@ -32,6 +36,9 @@ class StepTimer(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch == self.steps_per_epoch - 1:
             self.epoch_seconds.append(time.perf_counter() - self._start)
+
+    def get_config(self):
+        return {"steps_per_epoch": self.steps_per_epoch}
 
     def step_seconds(self):
         """The median seconds per step, or None before the first full epoch."""

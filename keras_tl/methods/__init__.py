@@ -16,21 +16,8 @@ Example:
 >>> keras_tl.methods.names()  # ['l2', 'l2_fe', 'l2_sp', 'knowdist', 'delta', ...]
 """
 
-from keras_tl.methods.base import (
-    DTNH_SUFFIX,
-    Claim,
-    Context,
-    Method,
-    Setup,
-    check_hparam,
-    get,
-    names,
-    register,
-    registered,
-    resolve_taps,
-    split_label,
-    unregister,
-)
+from keras_tl.methods.base import DTNH_SUFFIX, Claim, Context, Method, Setup, check_hparam, resolve_taps
+from keras_tl.methods.registry import get, names, register, registered, split_label, unregister
 
 # Registration order is the order of the tables and plans: the modules are imported in it.
 # isort: off

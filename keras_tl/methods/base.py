@@ -8,6 +8,8 @@ benchmarked with), and its methods the parts of the recipe (the terms, measured 
 data when they need it; the `fit` callbacks; an optimizer wrapper). Nothing else keeps a table
 of methods: adding one is one class in one file.
 
+Registering is `keras_tl.methods.register` (`keras_tl.methods.registry`).
+
 Example:
 >>> @keras_tl.methods.register
 ... class L1SP(keras_tl.methods.Method):
@@ -23,14 +25,10 @@ Example:
 import dataclasses
 import math
 import numbers
-import re
 
 from keras_tl.api_export import keras_tl_export
 
 DTNH_SUFFIX = "+dtnh"
-# Registered method classes by name, in registration order (the order of tables and plans).
-_REGISTRY = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,91 +273,3 @@ def check_hparam(method, key, value):
         raise ValueError(f"Expected {key} to be a finite number ({example}). Received: {key}={value!r}")
     if isinstance(default, int) and not float(value).is_integer():
         raise ValueError(f"Expected {key} to be an integer ({example}). Received: {key}={value!r}")
-
-
-# ---------------------------------------------------------------------- the registry
-
-
-def register(cls):
-    """Class decorator: makes `cls` (a `Method` subclass) a frozen dataclass of keyword-only
-    hyperparameters and registers it by `cls.name`.
-
-    A name is registered once; registering a class of the same module and name again (a
-    re-run notebook cell) replaces it.
-
-    Example:
-    >>> @keras_tl.methods.register
-    ... class L1SP(keras_tl.methods.Method):
-    ...     name = "l1_sp"
-    ...     alpha: float = 0.01
-    ...     def terms(self, context):
-    ...         return [keras_tl.regularizers.from_function(l1_sp, alpha=self.alpha)]
-    """
-    if not (isinstance(cls, type) and issubclass(cls, Method)) or cls is Method:
-        raise TypeError(f"Expected a subclass of keras_tl.methods.Method. Received: {cls!r}")
-    if not isinstance(cls.name, str) or not _NAME.match(cls.name) or cls.name.endswith("dtnh"):
-        raise ValueError(
-            "Expected the method's name to be a lower-case identifier (letters, digits, '_') not ending "
-            f"in 'dtnh'. Received: {cls.__name__}.name={cls.name!r}"
-        )
-    if "__dataclass_fields__" not in cls.__dict__:
-        # Keyword-only: a hyperparameter is always named (DELTA(alpha=0.02), never DELTA(0.02)).
-        cls = dataclasses.dataclass(frozen=True, kw_only=True, repr=False)(cls)
-    known = _REGISTRY.get(cls.name)
-    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(
-            f"Expected a new method name. Received: {cls.__name__}.name={cls.name!r}, already registered "
-            f"by {known.__module__}.{known.__qualname__}"
-        )
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def unregister(name):
-    """Removes method `name` from the registry (a method registered for a test or an experiment)."""
-    registered(name)
-    del _REGISTRY[name]
-
-
-def names():
-    """The registered method names, in registration order (each also takes the `+dtnh` suffix)."""
-    return list(_REGISTRY)
-
-
-def registered(name):
-    """The registered class of method `name` (a name from `names()`, without `+dtnh`)."""
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Expected a method from {names()}, optionally followed by '{DTNH_SUFFIX}'. Received: name={name!r}"
-        )
-    return _REGISTRY[name]
-
-
-def split_label(label):
-    """`"l2_sp+dtnh"` → `("l2_sp", True)`."""
-    if isinstance(label, str) and label.endswith(DTNH_SUFFIX):
-        return label[: -len(DTNH_SUFFIX)], True
-    return label, False
-
-
-def get(name, dtnh=False, **hparams):
-    """The method `name` (from `names()`, optionally `"<name>+dtnh"`) with `hparams` over its defaults.
-
-    A `Method` instance is returned as it is.
-
-    Example:
-    >>> keras_tl.methods.get("l2_sp+dtnh", alpha=0.1)
-    L2SP(alpha=0.1, beta=0.01, dtnh=True)
-    """
-    if isinstance(name, Method):
-        return name
-    method, with_dtnh = split_label(name)
-    try:
-        cls = registered(method)
-    except ValueError:
-        raise ValueError(
-            f"Expected a method from {names()}, optionally followed by '{DTNH_SUFFIX}'. Received: name={name!r}"
-        ) from None
-    for key, value in hparams.items():
-        check_hparam(cls, key, value)
-    return cls(**hparams, dtnh=bool(dtnh or with_dtnh))

@@ -6,7 +6,8 @@ import os
 from keras_tl import regularizers
 from keras_tl.api_export import keras_tl_export
 from keras_tl.callbacks import StagedRegularization
-from keras_tl.methods.base import Claim, Method, register
+from keras_tl.methods.base import Claim, Method
+from keras_tl.methods.registry import register
 from keras_tl.regularizers.delta import UNIFORM as UNIFORM_CHANNELS
 
 # DELTA's paper α was tuned at batch 64 for a term summed over the batch (its authors' code).

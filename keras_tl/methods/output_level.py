@@ -1,12 +1,16 @@
 """Methods on the heads' outputs and pooled features: BSS, Co-Tuning, LwF, DI2 and DSD."""
 
+import logging
+
 import numpy as np
-from absl import logging
 
 from keras_tl import diffusion, regularizers
 from keras_tl.api_export import keras_tl_export
-from keras_tl.methods.base import Claim, Method, register
+from keras_tl.methods.base import Claim, Method
+from keras_tl.methods.registry import register
 from keras_tl.relationship import category_relationship, class_means, upstream_logits
+
+logger = logging.getLogger(__name__)
 
 
 def training_upstream_logits(method, context):
@@ -138,7 +142,7 @@ class DI2(Method):
         logits, labels = training_upstream_logits(self, context)
         scores = class_means(logits, labels, context.train.num_classes)
         sequences, k = diffusion.granularity_sequences(scores, extra=self.extra)
-        logging.info("DI2: granularity diffusion sequences of k=%d upstream classes (extra=%d)", k, self.extra)
+        logger.info("DI2: granularity diffusion sequences of k=%d upstream classes (extra=%d)", k, self.extra)
         return [
             regularizers.DiscrepantDiffusion(lam=self.lam, sequences=sequences),
             regularizers.L2(beta=self.beta, scope="all"),

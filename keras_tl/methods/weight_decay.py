@@ -2,7 +2,8 @@
 
 from keras_tl import regularizers
 from keras_tl.api_export import keras_tl_export
-from keras_tl.methods.base import Method, register
+from keras_tl.methods.base import Method
+from keras_tl.methods.registry import register
 
 
 @keras_tl_export("keras_tl.methods.L2", package="keras_tl.methods")

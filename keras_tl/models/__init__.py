@@ -5,6 +5,7 @@ from keras_tl.models.cards import (
     resolve_preprocess,
     save_model,
 )
+from keras_tl.models.legacy import convert_legacy
 from keras_tl.models.loading import load_model, load_weights
 from keras_tl.models.source import SourceParts, split_source
 from keras_tl.models.transfer_model import TransferModel

@@ -6,6 +6,8 @@ import zipfile
 
 import keras
 
+from keras_tl.models import legacy
+
 UNSAFE_HINT = (
     "The file needs unsafe deserialization (e.g. a Lambda layer holds Python code). Load it with "
     "keras_tl.models.load_model(path, unsafe_deserialization=True) — apps: --unsafe_deserialization — "
@@ -18,7 +20,8 @@ def load_model(path, unsafe_deserialization=False, compile=True):
 
     A file that needs unsafe deserialization fails with a message naming the flag. A file
     that is not a zip archive (empty, or cut short by an interrupted copy or save) fails
-    saying so; Keras reports it as "File not found".
+    saying so; Keras reports it as "File not found". A file of keras_tl 0.1 is converted in
+    memory (`keras_tl.models.legacy`), with a warning saying how to rewrite it.
     """
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise ValueError(
@@ -26,6 +29,8 @@ def load_model(path, unsafe_deserialization=False, compile=True):
             "bytes that are not one: the file is empty, cut short (an interrupted copy or save), or "
             "of another format."
         )
+    if legacy.is_legacy(path):
+        return legacy.load_legacy(path, lambda converted: load_model(converted, unsafe_deserialization, compile))
     try:
         return keras.models.load_model(path, safe_mode=not unsafe_deserialization, compile=compile)
     except ValueError as error:
