@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from benchmarks.runs import HOLDOUT, Run, cached
+from benchmarks.runs import AUTHORS, HOLDOUT, LIBRARY, Run, cached
 from keras_tl import methods
 
 # The target data sets: training split, few-shot count (0: all), the split selection uses.
@@ -148,9 +148,10 @@ def chosen_epochs(settings, dataset):
 
 
 def paper_value(method, batch_size):
-    """The grid's centre: the coefficient's default, at batch `batch_size` for a batch-summed term."""
+    """The grid's centre: the coefficient's value in the papers' settings, at batch `batch_size` for a
+    batch-summed term (the grids run the papers' conventions, `Run.defaults == AUTHORS`)."""
     cls = methods.registered(method)
-    value = cls.defaults()[cls.coefficient]
+    value = {**cls.defaults(), **cls.authors_hparams}[cls.coefficient]
     return value * cls.coefficient_batch_size / batch_size if cls.coefficient_batch_size else value
 
 
@@ -233,9 +234,11 @@ def table_runs(settings, dataset, labels):
     if epochs is None:
         return []
     chosen = {label: chosen_hparams(settings, label) for label in labels}
+    # --quick, the CI test, checks that every method trains at the library's defaults.
+    quick = {"defaults": LIBRARY} if settings.quick else {}
     # Seed-major, so a suite stopped part-way leaves every method with the same seeds.
     return [
-        make_run(settings, dataset, label, epochs, seed=s, hparams=hparams + _quick_hparams(label, settings))
+        make_run(settings, dataset, label, epochs, seed=s, hparams=hparams + _quick_hparams(label, settings), **quick)
         for s in settings.seeds_of(dataset)
         for label, hparams in chosen.items()
         if hparams is not None
@@ -243,7 +246,7 @@ def table_runs(settings, dataset, labels):
 
 
 def _quick_hparams(label, settings):
-    # --quick has no grid: each method's `quick_hparams` (e.g. a feature-map α that stays finite at 32×32).
+    # --quick: each method's `quick_hparams` (e.g. DELTA's measurement shortened).
     return tuple(method_class(label).quick_hparams.items()) if settings.quick else ()
 
 
@@ -288,7 +291,8 @@ def ablation_runs(settings, dataset):
 
 def plan(settings, name, labels=None):
     """The runs of plan `name`: `schedule:<dataset>`, `grid`, `table:<dataset>`, `dtnh[:<method>]`,
-    `ablation:<dataset>`."""
+    `ablation:<dataset>` (the papers' conventions), `strength`, `defaults:<dataset>`, `authors:<dataset>`
+    (`benchmarks.strength`)."""
     kind, _, arg = name.partition(":")
     labels = table_labels() if labels is None else labels
     if kind == "schedule":
@@ -301,8 +305,14 @@ def plan(settings, name, labels=None):
         return dtnh_runs(settings, (arg,) if arg else None)
     if kind == "ablation":
         return ablation_runs(settings, arg)
+    from benchmarks import strength  # it builds on this module
+
+    if kind == "strength":
+        return strength.strength_runs(settings)
+    if kind in ("defaults", "authors"):
+        return strength.defaults_runs(settings, arg, labels, LIBRARY if kind == "defaults" else AUTHORS)
     raise ValueError(
-        "Expected a plan 'schedule:<dataset>', 'grid', 'table:<dataset>', 'dtnh[:<method>]' or "
-        "'ablation:<dataset>'. "
+        "Expected a plan 'schedule:<dataset>', 'grid', 'table:<dataset>', 'dtnh[:<method>]', "
+        "'ablation:<dataset>', 'strength', 'defaults:<dataset>' or 'authors:<dataset>'. "
         f"Received: {name!r}"
     )

@@ -119,6 +119,9 @@ class Method:
         benchmark_dtnh: the benchmark also runs it under DTNH.
         dtnh_sweep: the coefficient values of the benchmark's X vs DTNH(X) sweep (empty: none).
         quick_hparams: hyperparameters of the benchmark's `--quick` CI run.
+        authors_hparams: the hyperparameters that differ from the defaults in the papers' own
+            settings and conventions (e.g. KnowDist's α = 0.01 summed over the batch, where the
+            default is a scale-free α); `authors()` is the method with them.
         cross_backend: which of its benchmark rows (`False`: plain, `True`: under DTNH) the
             benchmark also runs on the JAX backend, to compare the backends.
         freeze_backbone, keep_source_head, keep_source: what it asks of the `TransferModel`.
@@ -140,6 +143,7 @@ class Method:
     benchmark_dtnh = False
     dtnh_sweep = ()
     quick_hparams = {}
+    authors_hparams = {}
     cross_backend = ()
     freeze_backbone = False
     keep_source_head = False
@@ -160,6 +164,11 @@ class Method:
     def defaults(cls):
         """`{name: default}` of the hyperparameters: the papers' settings."""
         return {f.name: f.default for f in dataclasses.fields(cls) if f.name != "dtnh"}
+
+    @classmethod
+    def authors(cls, dtnh=False):
+        """The method with the papers' own hyperparameters and conventions (`authors_hparams`)."""
+        return cls(**cls.authors_hparams, dtnh=dtnh)
 
     @property
     def hparams(self):

@@ -9,6 +9,10 @@ from keras_tl.callbacks import StagedRegularization
 from keras_tl.methods.base import Claim, Method
 from keras_tl.methods.registry import register
 from keras_tl.regularizers.delta import UNIFORM as UNIFORM_CHANNELS
+from keras_tl.regularizers.feature_maps import RELATIVE_ALPHA
+
+# The papers' settings of the feature-map terms: α = 0.01 in the authors' reduction.
+AUTHORS = {"alpha": 0.01, "relative": False}
 
 # DELTA's paper α was tuned at batch 64 for a term summed over the batch (its authors' code).
 DELTA_PAPER_BATCH_SIZE = 64
@@ -63,15 +67,16 @@ class KnowDist(Method):
     # From the grid's choice (2e-5) in half-decades to where it diverges (6e-4 on).
     dtnh_sweep = (0.00002, 0.00006, 0.0002, 0.0006, 0.002)
     # --quick has no grid: the largest α that stayed finite on DTD-10 (docs/REGULARIZATION_STRENGTH.md).
-    quick_hparams = {"alpha": 0.0001}
+    authors_hparams = AUTHORS
 
-    alpha: float = 0.01
+    alpha: float = RELATIVE_ALPHA
     beta: float = 0.01
     reduction: str = "sum"
+    relative: bool = True
 
     def terms(self, context):
         return [
-            regularizers.FeatureMapDistillation(alpha=self.alpha, reduction=self.reduction),
+            regularizers.FeatureMapDistillation(alpha=self.alpha, reduction=self.reduction, relative=self.relative),
             regularizers.L2(beta=self.beta, scope="head"),
         ]
 
@@ -120,15 +125,20 @@ class DELTA(_ChannelWeighted):
     dtnh_sweep = (0.002, 0.006, 0.02, 0.06)
     cross_backend = (False,)  # the benchmark's TensorFlow vs JAX comparison
 
-    alpha: float = 0.01
+    authors_hparams = AUTHORS
+
+    alpha: float = RELATIVE_ALPHA
     beta: float = 0.01
     reduction: str = "sum"
     attention: bool = True
+    relative: bool = True
 
     def terms(self, context):
         weights = delta_weights(self, context) if self.attention else UNIFORM_CHANNELS
         return [
-            regularizers.DELTA(alpha=self.alpha, channel_weights=weights, reduction=self.reduction),
+            regularizers.DELTA(
+                alpha=self.alpha, channel_weights=weights, reduction=self.reduction, relative=self.relative
+            ),
             regularizers.L2(beta=self.beta, scope="head"),
         ]
 
@@ -181,16 +191,17 @@ class AFA(Method):
     reference = "Kang & Kang Eq. 1-6"
     rule = "AST (learned spatial attention) then ACT (learned channel attention) on the tapped maps"
     coefficient = "alpha"
-    quick_hparams = {"alpha": 0.001}
+    authors_hparams = AUTHORS
 
-    alpha: float = 0.01
+    alpha: float = RELATIVE_ALPHA
     beta: float = 0.01
     switch_at: float = 0.5
+    relative: bool = True
 
     def terms(self, context):
         return [
-            regularizers.AST(alpha=self.alpha),
-            regularizers.ACT(alpha=self.alpha),
+            regularizers.AST(alpha=self.alpha, relative=self.relative),
+            regularizers.ACT(alpha=self.alpha, relative=self.relative),
             regularizers.L2(beta=self.beta, scope="head"),
         ]
 
@@ -215,18 +226,19 @@ class SPAGCA(Method):
     reference = "Kang & Kang Eq. 7-12"
     rule = "SPA (self-pixel attention) then GCA (global channel attention), source synced at the switch"
     coefficient = "alpha"
-    quick_hparams = {"alpha": 0.001}
+    authors_hparams = AUTHORS
     keep_source = True
 
-    alpha: float = 0.01
+    alpha: float = RELATIVE_ALPHA
     reduction: int = 4
     beta: float = 0.01
     switch_at: float = 0.5
+    relative: bool = True
 
     def terms(self, context):
         return [
-            regularizers.SPA(alpha=self.alpha),
-            regularizers.GCA(alpha=self.alpha, reduction=self.reduction),
+            regularizers.SPA(alpha=self.alpha, relative=self.relative),
+            regularizers.GCA(alpha=self.alpha, reduction=self.reduction, relative=self.relative),
             regularizers.L2(beta=self.beta, scope="head"),
         ]
 

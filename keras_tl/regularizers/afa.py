@@ -6,8 +6,7 @@ from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.attention_layers import ChannelAttention, SpatialAttention
 from keras_tl.regularizers.feature_maps import (
     AttentiveRegularizer,
-    attended_position_loss,
-    batch_mean_of_sums,
+    attended_position_distances,
     channel_distances,
     matched_names,
 )
@@ -46,7 +45,10 @@ class AST(SourceAttentiveRegularizer):
         Using Self-Pixel and Global Channel Attentive Regularization", 2024, Sec. 2, Eq. 2-3, 6.
 
     Args:
-        alpha: non-negative coefficient α.
+        alpha: non-negative coefficient α (relative: default 10; the authors': the paper's 0.01).
+        relative: the scale-free term (default since keras_tl 0.2: each tap's attended distance
+            relative to the source map's energy on the batch, averaged over taps; see
+            `keras_tl.regularizers.feature_maps`) or the authors' convention above.
 
     Example:
     >>> model = keras_tl.TransferModel(
@@ -57,12 +59,9 @@ class AST(SourceAttentiveRegularizer):
     def build(self, target_features_shape, source_features_shape):
         self._build_per_tap(SpatialAttention, target_features_shape, source_features_shape)
 
-    def call(self, target_features, source_features):
-        return attended_position_loss(
-            self.alpha,
-            lambda name: self.attention[name](source_features[name]),
-            target_features,
-            source_features,
+    def distances(self, target_features, source_features):
+        return attended_position_distances(
+            lambda name: self.attention[name](source_features[name]), target_features, source_features
         )
 
 
@@ -85,7 +84,10 @@ class ACT(SourceAttentiveRegularizer):
         Neural Networks 2021; Kang & Kang 2024, Sec. 2, Eq. 4-6.
 
     Args:
-        alpha: non-negative coefficient α.
+        alpha: non-negative coefficient α (relative: default 10; the authors': the paper's 0.01).
+        relative: the scale-free term (default since keras_tl 0.2: each tap's attended distance
+            relative to the source map's energy on the batch, averaged over taps; see
+            `keras_tl.regularizers.feature_maps`) or the authors' convention above.
 
     Example:
     >>> act = keras_tl.regularizers.ACT(alpha=0.01)
@@ -94,11 +96,10 @@ class ACT(SourceAttentiveRegularizer):
     def build(self, target_features_shape, source_features_shape):
         self._build_per_tap(ChannelAttention, target_features_shape, source_features_shape)
 
-    def call(self, target_features, source_features):
-        total = ops.zeros((), "float32")
+    def distances(self, target_features, source_features):
+        per_tap = {}
         for name in matched_names(target_features, source_features):
             attention = self.attention[name](source_features[name])
-            channels = attention.shape[-1]
-            distances = channel_distances(target_features[name], source_features[name])
-            total = total + batch_mean_of_sums(channels * attention * distances)
-        return 0.5 * self.alpha * total
+            squared = channel_distances(target_features[name], source_features[name])
+            per_tap[name] = ops.sum(attention.shape[-1] * attention * squared, axis=-1)
+        return per_tap

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.feature_maps import (
+    RELATIVE_ALPHA,
     BatchSummedRegularizer,
     batch_reduce,
     channel_distances,
@@ -74,6 +75,12 @@ class DELTA(BatchSummedRegularizer):
     Ω' = Σ_{l ∈ taps} ½ Σ_{i=1..B} Σ_{j=1..C_l} W̃_j^l · 1/(H_l W_l) ‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖²,
     Ω = α · Ω' (reduction="sum"; `"mean"` divides by B),    W̃_j^l = C_l · W_j^l / Σ_k W_k^l
 
+    With `relative=True` (the default since keras_tl 0.2) the weighted distance of each tap
+    is divided by the source map's energy on the batch and averaged over taps instead
+    (Ω = α/2 · 1/L Σ_l Σ_i Σ_j W̃_j‖FM_j^l(ω, x_i) − FM_j^l(ω*, x_i)‖² / Σ_i ‖FM^l(ω*, x_i)‖²; the 1/(H·W)
+    and the batch reduction cancel): a scale-free α, default 10
+    (`keras_tl.regularizers.feature_maps`). The convention below is `relative=False`.
+
     W^l are the per-channel weights of Alg. 1 (`keras_tl.attention.delta_channel_weights`:
     a channel weighs more when zeroing it raises the L2-FE model's loss more).
 
@@ -105,24 +112,25 @@ class DELTA(BatchSummedRegularizer):
         batch 64).
 
     Args:
-        alpha: non-negative coefficient α (the paper's default 0.01).
+        alpha: non-negative coefficient α (relative: default 10; the authors': the paper's 0.01).
         channel_weights: dict tap layer name -> list of non-negative per-channel weights
             (one per channel of that tapped map); every tap needs an entry.
             `"uniform"`: every channel weighs 1, with nothing measured: the paper's
             "DELTA (w/o ATT)" (Table 1, Fig. 6), the per-position distillation above.
-        reduction: `"sum"` (over the batch, the authors' code) or `"mean"`.
+        reduction: with `relative=False`, `"sum"` (over the batch, the authors' code) or `"mean"`.
+        relative: the scale-free term (default) or the authors' convention.
 
     Example:
     >>> weights = keras_tl.attention.delta_channel_weights(
     ...     source, num_classes=10, x=train_ds, taps=taps, cache_path="delta_weights.json")
     >>> model = keras_tl.TransferModel(
     ...     source, num_classes=10, taps=taps,
-    ...     regularizers=[keras_tl.regularizers.DELTA(alpha=0.01, channel_weights=weights),
+    ...     regularizers=[keras_tl.regularizers.DELTA(alpha=10.0, channel_weights=weights),
     ...                   keras_tl.regularizers.L2(beta=0.01, scope="head")])
     """
 
-    def __init__(self, alpha=0.01, channel_weights=None, reduction="sum", **kwargs):
-        super().__init__(alpha=alpha, reduction=reduction, **kwargs)
+    def __init__(self, alpha=RELATIVE_ALPHA, channel_weights=None, reduction="sum", relative=True, **kwargs):
+        super().__init__(alpha=alpha, reduction=reduction, relative=relative, **kwargs)
         self.uniform = isinstance(channel_weights, str)
         if self.uniform and channel_weights != UNIFORM:
             raise ValueError(
@@ -140,17 +148,20 @@ class DELTA(BatchSummedRegularizer):
         self._check_channels({n: target_features_shape[n][-1] for n in names})
         super().build()
 
-    def call(self, target_features, source_features):
+    def distances(self, target_features, source_features):
         names = matched_names(target_features, source_features)
         self._check_channels({n: target_features[n].shape[-1] for n in names})
-        total = ops.zeros((), "float32")
+        per_tap = {}
         for name in names:
             distances = channel_distances(target_features[name], source_features[name])
             if not self.uniform:
                 distances = distances * ops.convert_to_tensor(mean_one(self.channel_weights[name]))
-            positions = target_features[name].shape[1] * target_features[name].shape[2]
-            total = total + batch_reduce(distances, self.reduction) / positions
-        return 0.5 * self.alpha * total
+            per_tap[name] = ops.sum(distances, axis=-1)
+        return per_tap
+
+    def authors_reduce(self, name, distances, target_map):
+        # The authors' code averages each channel's distance over the H·W positions.
+        return batch_reduce(distances, self.reduction) / (target_map.shape[1] * target_map.shape[2])
 
     def get_config(self):
         weights = UNIFORM if self.uniform else {n: list(v) for n, v in self.channel_weights.items()}

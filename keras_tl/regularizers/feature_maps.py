@@ -1,16 +1,33 @@
-"""What the feature-map regularizers share: matching tapped maps by name, and their reductions.
+"""What the feature-map regularizers share: matching tapped maps by name, and how a term is reduced.
 
 Feature maps are channels-last (`[batch, H, W, C]`, the Keras default).
 
-How a term is reduced decides whether a paper's α works, so each method states its
-convention, chosen so that the paper's α at the paper's batch size gives the authors'
-released term (see each class's docstring and `tests/reference/`):
+How a term is reduced decides what its α means. Every feature-map term computes, per tap l
+and example b, its (attention-weighted) squared distance d_l(b) between the target's and the
+frozen source's map, and then:
 
-| method | positions | batch (`reduction`) | authors' code |
-| --- | --- | --- | --- |
-| `FeatureMapDistillation` (KnowDist) | sum | `"sum"` | DELTA's `reg_fea_map`, tllib's `BehavioralRegularization` |
-| `DELTA` | mean (1/(H·W) per layer) | `"sum"` | DELTA's `reg_att_fea_map`, tllib's `AttentionBehavioralRegularization` |
-| `AST`, `ACT`, `SPA`, `GCA` | sum | mean | AFA's code (SPA/GCA extend AFA, no released code) |
+- `relative=True` (the default since keras_tl 0.2): Ω = α/2 · 1/L Σ_l mean_b d_l(b) / mean_b ‖FM_s,l(b)‖²,
+  each tap's distance relative to the source map's own energy on the same batch (summed over
+  positions and channels), averaged over the batch and over the L taps. α is then scale-free:
+  the same at 32 and 224 pixels, for any batch size, number of channels or taps, and for any
+  source (ResNet-20 or ResNet-50, pre- or post-BN taps). α/2·r is the price of a relative
+  squared drift r of the source's features (α = 10: a 10 % drift of every tap costs 0.05 nats).
+- `relative=False`: the authors' convention, so that the paper's α at the paper's batch
+  size gives the authors' released term (see each class's docstring and `tests/reference/`):
+
+| method | positions | batch (`reduction`) | taps | authors' code |
+| --- | --- | --- | --- | --- |
+| `FeatureMapDistillation` (KnowDist) | sum | `"sum"` | sum | DELTA's `reg_fea_map`, tllib's `BehavioralRegularization` |
+| `DELTA` | mean (1/(H·W) per layer) | `"sum"` | sum | DELTA's `reg_att_fea_map`, tllib's `AttentionBehavioralRegularization` |
+| `AST`, `ACT`, `SPA`, `GCA` | sum | mean | sum | AFA's code (SPA/GCA extend AFA, no released code) |
+
+The mapping between the two: a tap of energy E_l = mean_b ‖FM_s,l‖² contributes
+α_rel/(2L·E_l)·Σ_b d_l(b)/B; the authors' `"sum"` term α_sum/2·Σ_b d_l(b) has the same
+gradient at α_sum = α_rel/(L·B·E_l) (DELTA's, averaged over H_l·W_l positions: α_sum =
+α_rel·H_l·W_l/(L·B·E_l)), the batch-mean terms at α_mean = α_rel/(L·E_l). The ratio depends on
+the tap, the source, the resolution and the data, which is why the authors' α diverges on
+one set-up and does nothing on another (docs/REGULARIZATION_STRENGTH.md gives the numbers of
+the benchmark's CIFAR ResNet-20 at 32×32).
 
 A term summed over the batch grows with the batch size B while the cross-entropy is a
 batch mean, so the paper's balance (DELTA: batch 64) at another batch size B needs
@@ -99,11 +116,6 @@ def batch_reduce(per_example_terms, reduction="mean"):
     return ops.sum(totals) if reduction == "sum" else ops.mean(totals)
 
 
-def batch_mean_of_sums(per_example_terms):
-    """Σ over every axis but the first, then the mean over the batch."""
-    return batch_reduce(per_example_terms, "mean")
-
-
 def batch_size_equivalent_alpha(alpha, batch_size, paper_batch_size=64):
     """α·paper_batch_size/batch_size: a batch-summed term's coefficient giving the paper's balance at `batch_size`.
 
@@ -119,44 +131,97 @@ def batch_size_equivalent_alpha(alpha, batch_size, paper_batch_size=64):
     return alpha * paper_batch_size / batch_size
 
 
-def attended_position_loss(alpha, attend, target_features, source_features):
-    """α/2 · Σ_taps mean_b Σ_p (H·W·a_p)² ‖FM_t[p] − FM_s[p]‖², with `attend(tap)` giving a: [batch, H·W].
+def attended_position_distances(attend, target_features, source_features):
+    """`{tap: [batch]}`: Σ_p (H·W·a_p)² ‖FM_t[p] − FM_s[p]‖² per example, with `attend(tap)` giving a: [batch, H·W].
 
-    The spatial term shared by AST (AFA Eq. 3) and SPA (Eq. 8); they differ only in what
+    The spatial distance shared by AST (AFA Eq. 3) and SPA (Eq. 8); they differ only in what
     their attention network sees.
     """
-    total = ops.zeros((), "float32")
+    distances = {}
     for name in matched_names(target_features, source_features):
         attention = attend(name)
         positions = attention.shape[-1]
-        distances = position_distances(target_features[name], source_features[name])
-        total = total + batch_mean_of_sums(ops.square(positions * attention) * distances)
-    return 0.5 * alpha * total
+        squared = position_distances(target_features[name], source_features[name])
+        distances[name] = ops.sum(ops.square(positions * attention) * squared, axis=-1)
+    return distances
+
+
+def source_energy(source_map):
+    """`[batch]`: ‖FM_s(b)‖², summed over positions and channels, float32."""
+    squared = ops.square(ops.cast(source_map, "float32"))
+    return ops.sum(squared, axis=tuple(range(1, len(squared.shape))))
+
+
+# Guards the relative distance of a tap whose source map is all zeros (dead units) on a batch.
+MIN_ENERGY = 1e-12
+# The default α of the relative terms (docs/REGULARIZATION_STRENGTH.md says how it was chosen).
+RELATIVE_ALPHA = 10.0
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"Expected {name} to be True or False. Received: {name}={value!r}")
+    return value
 
 
 class FeatureMapRegularizer(Regularizer):
-    """Base of the terms on tapped feature maps: `inputs`, the coefficient α and its config."""
+    """Base of the terms on tapped feature maps: `inputs`, α, and the reduction over taps and the batch.
+
+    A subclass gives `distances` (per tap, per example) and, for `relative=False`, its
+    authors' reduction of one tap (`authors_reduce`); see the module docstring.
+    """
 
     inputs = ("target_features", "source_features")
 
-    def __init__(self, alpha=0.01, **kwargs):
+    def __init__(self, alpha=RELATIVE_ALPHA, relative=True, **kwargs):
         super().__init__(**kwargs)
         self.alpha = check_non_negative("alpha", alpha)
+        self.relative = check_bool("relative", relative)
+
+    def distances(self, target_features, source_features):
+        """`{tap: [batch]}`: each tap's (weighted) squared distance per example."""
+        raise NotImplementedError
+
+    def authors_reduce(self, name, distances, target_map):
+        """One tap's term in the authors' convention (`relative=False`): the mean over the batch."""
+        return ops.mean(distances)
+
+    def call(self, target_features, source_features):
+        distances = self.distances(target_features, source_features)
+        if self.relative:
+            ratios = [
+                ops.mean(d) / ops.maximum(ops.mean(source_energy(source_features[name])), MIN_ENERGY)
+                for name, d in distances.items()
+            ]
+            return 0.5 * self.alpha * ops.mean(ops.stack(ratios))
+        total = ops.zeros((), "float32")
+        for name, d in distances.items():
+            total = total + self.authors_reduce(name, d, target_features[name])
+        return 0.5 * self.alpha * total
 
     def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha}
+        return {**super().get_config(), "alpha": self.alpha, "relative": self.relative}
+
+    @classmethod
+    def from_config(cls, config):
+        # A config written before `relative` existed (keras_tl 0.1) meant the authors' convention.
+        return cls(**{"relative": False, **config})
 
 
 class BatchSummedRegularizer(FeatureMapRegularizer):
-    """A feature-map term of the DELTA authors' code: summed over the batch by default, `reduction="mean"` divides by B."""
+    """A feature-map term of the DELTA authors' code: with `relative=False`, summed over the batch
+    by default; `reduction="mean"` divides by B."""
 
-    def __init__(self, alpha=0.01, reduction="sum", **kwargs):
-        super().__init__(alpha=alpha, **kwargs)
+    def __init__(self, alpha=RELATIVE_ALPHA, reduction="sum", relative=True, **kwargs):
+        super().__init__(alpha=alpha, relative=relative, **kwargs)
         self.reduction = check_reduction(reduction)
 
     @property
     def sums_over_batch(self):
-        return self.reduction == "sum"
+        return not self.relative and self.reduction == "sum"
+
+    def authors_reduce(self, name, distances, target_map):
+        return batch_reduce(distances, self.reduction)
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction}

@@ -5,9 +5,9 @@ from keras import ops
 from keras_tl.api_export import keras_tl_export
 from keras_tl.regularizers.attention_layers import GlobalChannelAttention, SpatialAttention
 from keras_tl.regularizers.feature_maps import (
+    RELATIVE_ALPHA,
     AttentiveRegularizer,
-    attended_position_loss,
-    batch_mean_of_sums,
+    attended_position_distances,
     channel_distances,
     checked_static_names,
     matched_names,
@@ -40,7 +40,10 @@ class SPA(AttentiveRegularizer):
         Attentive Regularization", 2024, Sec. 3.1, Eq. 7-8, Table 2; stage 1 of Eq. 11.
 
     Args:
-        alpha: non-negative coefficient α (the paper uses 0.005 to 0.1).
+        alpha: non-negative coefficient α (relative: default 10; the authors': the paper uses 0.005 to 0.1).
+        relative: the scale-free term (default since keras_tl 0.2: each tap's attended distance
+            relative to the source map's energy on the batch, averaged over taps; see
+            `keras_tl.regularizers.feature_maps`) or the authors' convention above.
 
     Example:
     >>> spa, gca = keras_tl.regularizers.SPA(alpha=0.01), keras_tl.regularizers.GCA(alpha=0.01)
@@ -61,12 +64,9 @@ class SPA(AttentiveRegularizer):
         target = ops.stop_gradient(ops.cast(target_features[name], "float32"))
         return self.attention[name](ops.concatenate([source, target], axis=-1))
 
-    def call(self, target_features, source_features):
-        return attended_position_loss(
-            self.alpha,
-            lambda name: self._attend(name, target_features, source_features),
-            target_features,
-            source_features,
+    def distances(self, target_features, source_features):
+        return attended_position_distances(
+            lambda name: self._attend(name, target_features, source_features), target_features, source_features
         )
 
 
@@ -88,15 +88,18 @@ class GCA(AttentiveRegularizer):
         Kang & Kang 2024, Sec. 3.2, Eq. 9-10, Table 2, Table 6 (r); stage 2 of Eq. 12.
 
     Args:
-        alpha: non-negative coefficient α.
+        alpha: non-negative coefficient α (relative: default 10; the authors': the paper's 0.01).
+        relative: the scale-free term (default since keras_tl 0.2: each tap's attended distance
+            relative to the source map's energy on the batch, averaged over taps; see
+            `keras_tl.regularizers.feature_maps`) or the authors' convention above.
         reduction: positive int r, the bottleneck ratio of FC_GCA (the paper uses 4).
 
     Example:
     >>> gca = keras_tl.regularizers.GCA(alpha=0.01, reduction=4)
     """
 
-    def __init__(self, alpha=0.01, reduction=4, **kwargs):
-        super().__init__(alpha=alpha, **kwargs)
+    def __init__(self, alpha=RELATIVE_ALPHA, reduction=4, relative=True, **kwargs):
+        super().__init__(alpha=alpha, relative=relative, **kwargs)
         self.reduction = check_number("reduction", reduction, minimum=1, integer=True)
 
     def build(self, target_features_shape, source_features_shape):
@@ -114,15 +117,17 @@ class GCA(AttentiveRegularizer):
         bounds = [sum(self.channels[:i]) for i in range(len(names) + 1)]
         return {name: attention[:, bounds[i] : bounds[i + 1]] for i, name in enumerate(names)}
 
-    def call(self, target_features, source_features):
+    def distances(self, target_features, source_features):
         names = matched_names(target_features, source_features)
         attention = self.attention_weights({name: source_features[name] for name in names})
         total_channels = sum(self.channels)
-        total = ops.zeros((), "float32")
-        for name in names:
-            distances = channel_distances(target_features[name], source_features[name])
-            total = total + batch_mean_of_sums(total_channels * attention[name] * distances)
-        return 0.5 * self.alpha * total
+        return {
+            name: ops.sum(
+                total_channels * attention[name] * channel_distances(target_features[name], source_features[name]),
+                axis=-1,
+            )
+            for name in names
+        }
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction}

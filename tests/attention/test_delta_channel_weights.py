@@ -163,7 +163,7 @@ def test_end_to_end_with_l2_fe_training_and_cache(tmp_path):
     )
     assert softmax_weights == normalize_importance(cached, "sum_softmax", num_examples=16)
     # The weights plug into DELTA as they are.
-    keras_tl.regularizers.DELTA(alpha=0.01, channel_weights=weights)
+    keras_tl.regularizers.DELTA(relative=False, alpha=0.01, channel_weights=weights)
 
 
 def test_a_trained_transfer_model_is_used_as_the_l2_fe_model():

@@ -61,7 +61,7 @@ class Recorder(keras.callbacks.Callback):
 
 
 def test_ast_to_act_at_an_epoch_inside_one_fit():
-    ast, act = AST(alpha=0.01), ACT(alpha=0.01)
+    ast, act = AST(relative=False, alpha=0.01), ACT(relative=False, alpha=0.01)
     model = compile_sgd(keras_tl.TransferModel(tiny_source(), 3, taps=TAPS, regularizers=[ast, act]), lr=0.01)
     staged = StagedRegularization([["ast"], ["act"]], switch_at=2)
     recorder = Recorder(staged, [ast, act])
@@ -85,7 +85,7 @@ def test_ast_to_act_at_an_epoch_inside_one_fit():
 
 
 def test_spa_to_gca_mid_epoch_with_dtnh_and_a_new_learning_rate():
-    spa, gca, l2 = SPA(alpha=0.01), GCA(alpha=0.01), L2(beta=0.01)
+    spa, gca, l2 = SPA(relative=False, alpha=0.01), GCA(relative=False, alpha=0.01), L2(beta=0.01)
     model = keras_tl.TransferModel(
         tiny_source(), 3, taps=TAPS, regularizers=[spa, gca, l2], gradient_rule=keras_tl.gradients.DTNH()
     )
@@ -107,7 +107,7 @@ def test_spa_to_gca_mid_epoch_with_dtnh_and_a_new_learning_rate():
 
 
 def test_without_sync_or_reinitialization_the_source_and_attention_stay():
-    ast, act = AST(alpha=0.01), ACT(alpha=0.01)
+    ast, act = AST(relative=False, alpha=0.01), ACT(relative=False, alpha=0.01)
     model = compile_sgd(keras_tl.TransferModel(tiny_source(), 3, taps=TAPS, regularizers=[ast, act]), lr=0.01)
     staged = StagedRegularization([["ast"], ["act"]], switch_at=1, sync_source=False, reinitialize=False)
     recorder = Recorder(staged, [ast, act])

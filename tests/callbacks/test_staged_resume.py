@@ -61,7 +61,7 @@ def build():
         tiny_source(),
         3,
         taps=TAPS,
-        regularizers=[AST(alpha=1e-5), ACT(alpha=1e-5)],
+        regularizers=[AST(relative=False, alpha=1e-5), ACT(relative=False, alpha=1e-5)],
         keep_source=True,
     )
     return compile_sgd(model, lr=0.01, momentum=0.9)  # momentum: the optimizer state must be restored too

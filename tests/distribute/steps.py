@@ -23,7 +23,7 @@ def source():
 def regularizers(case):
     if case == "delta":
         weights = {"c1": [0.1, 0.2, 0.3, 0.4], "c2": [1 / 6] * 6}
-        return [keras_tl.regularizers.DELTA(alpha=0.5, channel_weights=weights)]
+        return [keras_tl.regularizers.DELTA(relative=False, alpha=0.5, channel_weights=weights)]
     return [keras_tl.regularizers.L2SP(alpha=2.0, beta=0.1)]
 
 

@@ -76,7 +76,7 @@ def test_a_modern_source_trains_with_l2_sp_and_a_tapped_delta_and_round_trips(na
     keras.utils.set_random_seed(0)
     source = build()
     channels = source.get_layer(tap).output.shape[-1]
-    delta = DELTA(alpha=1e-3, channel_weights={tap: [1.0 / channels] * channels})
+    delta = DELTA(relative=False, alpha=1e-3, channel_weights={tap: [1.0 / channels] * channels})
     model = keras_tl.TransferModel(source, 3, taps=[tap], regularizers=[L2SP(alpha=0.01), delta])
     # Keys are unique and pair every trainable target variable with its frozen copy.
     weights = model.objective.weight_values()

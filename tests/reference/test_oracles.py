@@ -40,8 +40,8 @@ def test_feature_map_distillation_is_reg_fea_map(batch, shapes):
     source, source_nchw = maps(batch, shapes, 1)
     want = oracles.reg_fea_map(source_nchw, target_nchw)
     # reduction="sum" (default): constant α; reduction="mean": α / B.
-    assert value(FeatureMapDistillation(alpha=0.01)(target, source)) == pytest.approx(0.01 * want, rel=1e-5)
-    got_mean = value(FeatureMapDistillation(alpha=0.01, reduction="mean")(target, source))
+    assert value(FeatureMapDistillation(relative=False, alpha=0.01)(target, source)) == pytest.approx(0.01 * want, rel=1e-5)
+    got_mean = value(FeatureMapDistillation(relative=False, alpha=0.01, reduction="mean")(target, source))
     assert got_mean == pytest.approx(0.01 * want / batch, rel=1e-5)
 
 
@@ -57,9 +57,9 @@ def test_delta_is_reg_att_fea_map(batch, shapes):
     for i, expected in enumerate(authors_weights):
         np.testing.assert_allclose(weights[f"tap_{i}"], expected, rtol=1e-9)
     want = oracles.reg_att_fea_map(source_nchw, target_nchw, authors_weights)
-    got = value(DELTA(alpha=0.01, channel_weights=weights)(target, source))
+    got = value(DELTA(relative=False, alpha=0.01, channel_weights=weights)(target, source))
     assert got == pytest.approx(0.01 * want, rel=1e-5)
-    got_mean = value(DELTA(alpha=0.01, channel_weights=weights, reduction="mean")(target, source))
+    got_mean = value(DELTA(relative=False, alpha=0.01, channel_weights=weights, reduction="mean")(target, source))
     assert got_mean == pytest.approx(0.01 * want / batch, rel=1e-5)
 
 
@@ -70,7 +70,7 @@ def test_delta_layer_balance_is_the_authors():
     source = {name: np.zeros_like(m) for name, m in target.items()}
     uniform = {"a": [1.0] * 4, "b": [1.0] * 4}
     one_tap = {
-        n: value(DELTA(alpha=1.0, channel_weights={n: uniform[n]})({n: target[n]}, {n: source[n]}))
+        n: value(DELTA(relative=False, alpha=1.0, channel_weights={n: uniform[n]})({n: target[n]}, {n: source[n]}))
         for n in "ab"
     }
     assert one_tap["a"] == pytest.approx(one_tap["b"], rel=1e-6)
@@ -79,7 +79,7 @@ def test_delta_layer_balance_is_the_authors():
         [np.transpose(target[n], (0, 3, 1, 2)) for n in "ab"],
         [np.full(4, 0.25)] * 2,
     )
-    assert value(DELTA(alpha=1.0, channel_weights=uniform)(target, source)) == pytest.approx(want, rel=1e-6)
+    assert value(DELTA(relative=False, alpha=1.0, channel_weights=uniform)(target, source)) == pytest.approx(want, rel=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -1,4 +1,5 @@
-"""The defaults of every method (the classes and `keras_tl.methods`) are the papers' values, with the authors' reductions."""
+"""The papers' values: the defaults of every method and term, or for the scale-free feature-map terms,
+their `authors_hparams` (the papers' α in the authors' reductions)."""
 
 import inspect
 
@@ -11,13 +12,8 @@ from keras_tl.regularizers import feature_maps
 # class -> {argument: the paper's value}; the source of each value is in the class's docstring.
 PAPER_DEFAULTS = {
     regularizers.L2SP: {"alpha": 0.01, "beta": 0.01},  # DELTA Sec. 4.1
-    regularizers.FeatureMapDistillation: {"alpha": 0.01, "reduction": "sum"},  # DELTA code reg_fea_map
-    regularizers.DELTA: {"alpha": 0.01, "reduction": "sum"},  # DELTA code reg_att_fea_map
     regularizers.L2SPAttention: {"alpha": 0.01, "beta": 0.01},
-    regularizers.AST: {"alpha": 0.01},
-    regularizers.ACT: {"alpha": 0.01},
-    regularizers.SPA: {"alpha": 0.01},  # Kang & Kang Sec. 4: 0.005 to 0.1
-    regularizers.GCA: {"alpha": 0.01, "reduction": 4},  # Table 6
+    regularizers.GCA: {"reduction": 4},  # Table 6
     regularizers.BSS: {"eta": 0.001, "k": 1},  # Chen et al. Sec. 5
     regularizers.CoTuning: {"lam": 2.3},  # official trade_off
     regularizers.LwF: {"lam": 1.0, "temperature": 2.0},  # Li & Hoiem Sec. 3
@@ -32,17 +28,35 @@ def test_class_defaults(cls):
         assert parameters[name].default == value, (cls.__name__, name)
 
 
+FEATURE_MAP_TERMS = [regularizers.FeatureMapDistillation, regularizers.DELTA, regularizers.AST,
+                     regularizers.ACT, regularizers.SPA, regularizers.GCA]
+
+
+@pytest.mark.parametrize("cls", FEATURE_MAP_TERMS, ids=lambda c: c.__name__)
+def test_feature_map_terms_default_to_the_scale_free_alpha(cls):
+    parameters = inspect.signature(cls.__init__).parameters
+    assert parameters["alpha"].default == feature_maps.RELATIVE_ALPHA and parameters["relative"].default is True
+
+
+def test_the_authors_settings_of_the_feature_map_methods_are_the_papers():
+    # α = 0.01: DELTA Sec. 4.1 (KnowDist, DELTA, code reg_fea_map / reg_att_fea_map summing over the
+    # batch); AFA's code; Kang & Kang Sec. 4 (SPA/GCA: 0.005 to 0.1).
+    for cls in (methods.KnowDist, methods.DELTA, methods.AFA, methods.SPAGCA):
+        assert cls.authors_hparams == {"alpha": 0.01, "relative": False}, cls
+        assert cls.defaults()["alpha"] == feature_maps.RELATIVE_ALPHA and cls.defaults()["relative"] is True
+    (knowdist, _) = methods.KnowDist.authors().setup().regularizers
+    assert knowdist.get_config()["reduction"] == "sum" and knowdist.alpha == 0.01 and not knowdist.relative
+    assert [r.alpha for r in methods.SPAGCA.authors().setup().regularizers[:2]] == [0.01, 0.01]
+
+
 def test_method_defaults_match_the_classes():
-    (knowdist, _) = methods.get("knowdist").setup().regularizers
-    assert knowdist.get_config()["reduction"] == "sum" and knowdist.alpha == 0.01
     delta = methods.DELTA.defaults()
-    assert delta["alpha"] == 0.01 and delta["reduction"] == "sum"
+    assert delta["reduction"] == "sum"
     assert delta["normalization"] == "zscore_softmax" and delta["temperature"] == 5.0
     assert delta["num_batches"] == 4  # the released code's 4 batches of 64
     weights = inspect.signature(delta_channel_weights).parameters
     assert weights["normalization"].default == "zscore_softmax" and weights["batch_size"].default == 64
     assert methods.CoTuning.defaults()["lam"] == 2.3
-    assert [r.alpha for r in methods.get("spa_gca").setup().regularizers[:2]] == [0.01, 0.01]
 
 
 def test_batch_size_conversion():

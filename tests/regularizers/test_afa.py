@@ -22,7 +22,7 @@ NAMES = sorted(TARGET)
 
 def built(cls, seed=5):
     """A regularizer built for SHAPES, with given (random) attention weights."""
-    reg = cls(alpha=0.7)
+    reg = cls(alpha=0.7, relative=False)
     reg(TARGET, SOURCE)
     return reg, {name: randomize(reg.attention[name].weights, seed + i) for i, name in enumerate(NAMES)}
 
@@ -91,7 +91,7 @@ def test_uniform_attention_is_distillation(cls):
         for variable in layer.weights:
             if "bias" in variable.path:
                 variable.assign(np.zeros(variable.shape, "float32"))
-    want = float(FeatureMapDistillation(alpha=0.7, reduction="mean")(TARGET, SOURCE))  # AFA: batch mean
+    want = float(FeatureMapDistillation(relative=False, alpha=0.7, reduction="mean")(TARGET, SOURCE))  # AFA: batch mean
     assert float(reg(TARGET, SOURCE)) == pytest.approx(want, rel=1e-5)
 
 
@@ -109,7 +109,7 @@ def test_reinitialize_draws_new_weights(cls):
 def test_attention_layers_follow_the_input_resolution():
     sizes = {}
     for side in (8, 16):
-        reg = AST(alpha=0.1)
+        reg = AST(relative=False, alpha=0.1)
         keras_tl.TransferModel(tiny_source(input_shape=(side, side, 3)), 3, taps=TAPS, regularizers=[reg])
         sizes[side] = {name: layer.scores.units for name, layer in reg.attention.items()}
     # The taps are at 1, 1/2 and 1/4 of the input resolution.
@@ -119,7 +119,7 @@ def test_attention_layers_follow_the_input_resolution():
 
 def test_validation():
     with pytest.raises(ValueError, match=r"Expected alpha >= 0 \(a float\). Received: alpha=-0.5"):
-        ACT(alpha=-0.5)
+        ACT(relative=False, alpha=-0.5)
     with pytest.raises(ValueError, match=r"static height, width and channels for tap 'x'"):
         AST()(
             {"x": keras.KerasTensor((None, None, None, 4))}, {"x": keras.KerasTensor((None, None, None, 4))}

@@ -20,7 +20,7 @@ WEIGHTS = {name: list(RNG.uniform(0.1, 2.0, shape[-1])) for name, shape in SHAPE
 
 
 def test_value_and_gradient_match_numpy():
-    reg = DELTA(alpha=0.4, channel_weights=WEIGHTS)
+    reg = DELTA(relative=False, alpha=0.4, channel_weights=WEIGHTS)
 
     def fn(tensors):
         return reg(dict(zip(NAMES, tensors, strict=True)), SOURCE)
@@ -40,23 +40,23 @@ def test_value_and_gradient_match_numpy():
 def test_uniform_weights_are_distillation_per_position_and_only_ratios_matter():
     uniform = {name: [1.0] * shape[-1] for name, shape in SHAPES.items()}
     distillation = sum(
-        float(FeatureMapDistillation(alpha=0.4)({n: TARGET[n]}, {n: SOURCE[n]})) / (s[1] * s[2])
+        float(FeatureMapDistillation(relative=False, alpha=0.4)({n: TARGET[n]}, {n: SOURCE[n]})) / (s[1] * s[2])
         for n, s in SHAPES.items()
     )
-    assert float(DELTA(alpha=0.4, channel_weights=uniform)(TARGET, SOURCE)) == pytest.approx(
+    assert float(DELTA(relative=False, alpha=0.4, channel_weights=uniform)(TARGET, SOURCE)) == pytest.approx(
         distillation, rel=1e-5
     )
     scaled = {name: [7.0 * v for v in values] for name, values in WEIGHTS.items()}
-    assert float(DELTA(alpha=0.4, channel_weights=scaled)(TARGET, SOURCE)) == pytest.approx(
-        float(DELTA(alpha=0.4, channel_weights=WEIGHTS)(TARGET, SOURCE)), rel=1e-5
+    assert float(DELTA(relative=False, alpha=0.4, channel_weights=scaled)(TARGET, SOURCE)) == pytest.approx(
+        float(DELTA(relative=False, alpha=0.4, channel_weights=WEIGHTS)(TARGET, SOURCE)), rel=1e-5
     )
 
 
 def test_uniform_is_delta_without_attention_and_round_trips():
     ones = {name: [1.0] * shape[-1] for name, shape in SHAPES.items()}
-    reg = DELTA(alpha=0.4, channel_weights="uniform")
+    reg = DELTA(relative=False, alpha=0.4, channel_weights="uniform")
     value = float(reg(TARGET, SOURCE))
-    assert value == pytest.approx(float(DELTA(alpha=0.4, channel_weights=ones)(TARGET, SOURCE)), rel=1e-6)
+    assert value == pytest.approx(float(DELTA(relative=False, alpha=0.4, channel_weights=ones)(TARGET, SOURCE)), rel=1e-6)
     config = json.loads(json.dumps(reg.get_config()))
     assert config["channel_weights"] == "uniform"
     assert float(DELTA.from_config(config)(TARGET, SOURCE)) == pytest.approx(value, rel=1e-6)
@@ -86,18 +86,18 @@ def test_channel_weights_must_match_the_taps():
 )
 def test_invalid_channel_weights(weights, match):
     with pytest.raises(ValueError, match=match):
-        DELTA(alpha=0.1, channel_weights=weights)
+        DELTA(relative=False, alpha=0.1, channel_weights=weights)
 
 
 def test_mean_reduction_divides_by_the_batch():
     batch = TARGET[NAMES[0]].shape[0]
-    summed = float(DELTA(alpha=0.4, channel_weights=WEIGHTS)(TARGET, SOURCE))
-    mean = float(DELTA(alpha=0.4, channel_weights=WEIGHTS, reduction="mean")(TARGET, SOURCE))
+    summed = float(DELTA(relative=False, alpha=0.4, channel_weights=WEIGHTS)(TARGET, SOURCE))
+    mean = float(DELTA(relative=False, alpha=0.4, channel_weights=WEIGHTS, reduction="mean")(TARGET, SOURCE))
     assert mean == pytest.approx(summed / batch, rel=1e-6)
 
 
 def test_config_holds_the_weights_as_json():
-    reg = DELTA(alpha=0.02, channel_weights={k: np.asarray(v) for k, v in WEIGHTS.items()})
+    reg = DELTA(relative=False, alpha=0.02, channel_weights={k: np.asarray(v) for k, v in WEIGHTS.items()})
     config = json.loads(json.dumps(reg.get_config()))
     assert (
         config["alpha"] == 0.02
@@ -114,6 +114,6 @@ def test_config_holds_the_weights_as_json():
 def test_gradient_reaches_the_target_and_never_the_source():
     from tests.regularizers.contract_examples_feature import uneven_channel_weights
 
-    model = perturb_target(model_with(DELTA(alpha=1.0, channel_weights=uneven_channel_weights())))
+    model = perturb_target(model_with(DELTA(relative=False, alpha=1.0, channel_weights=uneven_channel_weights())))
     target_norm, source_norm = regularizer_gradient_norms(model)
     assert target_norm > 1e-3 and source_norm == 0.0

@@ -15,7 +15,7 @@ NAMES = sorted(TARGET)
 
 
 def test_value_and_gradient_match_numpy():
-    reg = FeatureMapDistillation(alpha=0.3)
+    reg = FeatureMapDistillation(relative=False, alpha=0.3)
 
     def fn(tensors):
         return reg(dict(zip(NAMES, tensors, strict=True)), SOURCE)
@@ -32,7 +32,8 @@ def test_batch_reduction_sum_doubles_and_mean_does_not():
     # The same examples twice: a batch sum doubles, a batch mean does not change.
     doubled = {n: np.concatenate([v, v]) for n, v in TARGET.items()}
     doubled_source = {n: np.concatenate([v, v]) for n, v in SOURCE.items()}
-    summed, mean = FeatureMapDistillation(alpha=1.0), FeatureMapDistillation(alpha=1.0, reduction="mean")
+    summed = FeatureMapDistillation(relative=False, alpha=1.0)
+    mean = FeatureMapDistillation(relative=False, alpha=1.0, reduction="mean")
     assert float(summed(doubled, doubled_source)) == pytest.approx(
         2 * float(summed(TARGET, SOURCE)), rel=1e-6
     )
@@ -51,16 +52,16 @@ def test_mismatched_taps_and_shapes_are_errors():
 
 def test_validation_and_config():
     with pytest.raises(ValueError, match=r"Expected alpha >= 0 \(a float\). Received: alpha=-1"):
-        FeatureMapDistillation(alpha=-1)
+        FeatureMapDistillation(relative=False, alpha=-1)
     with pytest.raises(
         ValueError, match=r"Expected reduction to be one of \('sum', 'mean'\). Received: reduction='avg'"
     ):
         FeatureMapDistillation(reduction="avg")
-    config = FeatureMapDistillation(alpha=0.2).get_config()
-    assert config == {"name": "feature_map_distillation", "alpha": 0.2, "reduction": "sum"}
+    config = FeatureMapDistillation(relative=False, alpha=0.2).get_config()
+    assert config == {"name": "feature_map_distillation", "alpha": 0.2, "relative": False, "reduction": "sum"}
 
 
 def test_gradient_reaches_the_target_and_never_the_source():
-    model = perturb_target(model_with(FeatureMapDistillation(alpha=1.0)))
+    model = perturb_target(model_with(FeatureMapDistillation(relative=False, alpha=1.0)))
     target_norm, source_norm = regularizer_gradient_norms(model)
     assert target_norm > 1e-3 and source_norm == 0.0

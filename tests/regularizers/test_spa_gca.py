@@ -21,7 +21,7 @@ NAMES = sorted(TARGET)
 
 
 def built_spa():
-    reg = SPA(alpha=0.6)
+    reg = SPA(relative=False, alpha=0.6)
     reg(TARGET, SOURCE)
     weights = {}
     for i, name in enumerate(NAMES):
@@ -69,7 +69,7 @@ def test_spa_target_gradient_does_not_flow_through_the_attention():
 
 
 def test_gca_one_softmax_over_all_layers_matches_numpy():
-    reg = GCA(alpha=0.5, reduction=2)
+    reg = GCA(relative=False, alpha=0.5, reduction=2)
     reg(TARGET, SOURCE)
     layer = reg.attention["global"]
     k1, b1, k2, b2 = (
@@ -98,12 +98,12 @@ def test_gca_one_softmax_over_all_layers_matches_numpy():
 
 @pytest.mark.parametrize("cls", [SPA, GCA])
 def test_uniform_attention_is_distillation(cls):
-    reg = cls(alpha=0.6)
+    reg = cls(alpha=0.6, relative=False)
     reg(TARGET, SOURCE)
     for layer in reg.attention.values():
         layer.scores.kernel.assign(np.zeros(layer.scores.kernel.shape, "float32"))
         layer.scores.bias.assign(np.zeros(layer.scores.bias.shape, "float32"))
-    want = float(FeatureMapDistillation(alpha=0.6, reduction="mean")(TARGET, SOURCE))  # batch mean
+    want = float(FeatureMapDistillation(relative=False, alpha=0.6, reduction="mean")(TARGET, SOURCE))  # batch mean
     assert float(reg(TARGET, SOURCE)) == pytest.approx(want, rel=1e-5)
 
 
@@ -123,5 +123,7 @@ def test_reinitialize_draws_new_weights(cls):
 def test_gca_validation_and_config():
     with pytest.raises(ValueError, match=r"Expected reduction >= 1 \(an int\). Received: reduction=0"):
         GCA(reduction=0)
-    assert GCA(alpha=0.02, reduction=8).get_config() == {"name": "gca", "alpha": 0.02, "reduction": 8}
-    assert SPA(alpha=0.03).get_config() == {"name": "spa", "alpha": 0.03}
+    assert GCA(relative=False, alpha=0.02, reduction=8).get_config() == {
+        "name": "gca", "alpha": 0.02, "relative": False, "reduction": 8
+    }
+    assert SPA(relative=False, alpha=0.03).get_config() == {"name": "spa", "alpha": 0.03, "relative": False}

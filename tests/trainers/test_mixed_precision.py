@@ -31,7 +31,7 @@ METHODS = {
     # tiny_source's random BatchNorm statistics make the batch-statistics target and the
     # inference-mode source differ a lot: α = 1e-5 keeps the term near the cross-entropy (~3),
     # where float16 gradients do not overflow (an overflow is skipped by the LossScaleOptimizer).
-    "delta": lambda: ([DELTA(alpha=1e-5, channel_weights=uneven_channel_weights())], None),
+    "delta": lambda: ([DELTA(relative=False, alpha=1e-5, channel_weights=uneven_channel_weights())], None),
 }
 
 
@@ -112,7 +112,7 @@ def test_empirical_loss_holds_the_targets_layer_losses_as_keras_does(rule):
         activity_regularized_source(),
         3,
         taps=["conv2"],  # a feature term, so the frozen source (and its own activity loss) runs too
-        regularizers=[keras_tl.regularizers.FeatureMapDistillation(alpha=0.01)],
+        regularizers=[keras_tl.regularizers.FeatureMapDistillation(relative=False, alpha=0.01)],
         gradient_rule=keras_tl.gradients.DTNH() if rule else None,
     )
     compile_sgd(model, lr=0.0)
