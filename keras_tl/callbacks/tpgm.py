@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.projection import check_norm, clip_radius, distance_norms, initial_radius, project
+from keras_tl.utils.batches import NumpyBatches, forever
 from keras_tl.utils.validation import check_number
 
 
@@ -59,26 +60,6 @@ def _check_positive_int(name, value):
     return check_number(name, value, minimum=1, integer=True)
 
 
-def _cycle(data, batch_size, seed):
-    """Held-out `(x, y)` batches without end: arrays reshuffled each pass, iterables re-iterated."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
-        x, y = np.asarray(data[0]), np.asarray(data[1])
-        rng = np.random.default_rng(seed)
-        while True:
-            order = rng.permutation(len(x))
-            for start in range(0, len(x), batch_size):
-                index = order[start : start + batch_size]
-                yield x[index], y[index]
-    while True:
-        batches = data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else iter(data)
-        empty = True
-        for batch in batches:
-            empty = False
-            yield np.asarray(batch[0]), np.asarray(batch[1])
-        if empty:
-            raise ValueError("Expected non-empty validation_data for TPGM's projection updates.")
-
-
 @keras_tl_export("keras_tl.callbacks.TPGM")
 class TPGM(keras.callbacks.Callback):
     """Trainable Projected Gradient Method: keep each variable within a learned radius of the source.
@@ -130,8 +111,9 @@ class TPGM(keras.callbacks.Callback):
 
     Args:
         validation_data: held-out data for the radii, never the training set: `(x, y)`
-            arrays (batched by `batch_size`, reshuffled each pass) or an iterable of
-            `(x, y)` batches such as a `tf.data.Dataset` (re-iterated when exhausted).
+            arrays (batched by `batch_size`, reshuffled each pass), a split from
+            `keras_tl.data.load`, or a re-iterable of `(x, y)` batches such as a
+            `tf.data.Dataset` (re-iterated when exhausted).
         norm: `"mars"` (row sums, the reference default for CNNs) or `"l2"`.
         learning_rate: Adam's learning rate on the radii (`proj_lr`).
         update_every: update the radii after every this many steps (`proj_freq`).
@@ -161,11 +143,6 @@ class TPGM(keras.callbacks.Callback):
         seed=0,
     ):
         super().__init__()
-        if validation_data is None:
-            raise ValueError(
-                "Expected validation_data (held-out (x, y) arrays or a dataset of batches) to learn the "
-                "projection radii. Received: validation_data=None"
-            )
         self.validation_data = validation_data
         self.norm = check_norm(norm)
         self.learning_rate = check_number("learning_rate", learning_rate, minimum=0, exclusive=True)
@@ -174,6 +151,8 @@ class TPGM(keras.callbacks.Callback):
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.loss = keras.losses.get(loss) if isinstance(loss, dict) else loss
         self.seed = check_number("seed", seed, minimum=0, integer=True)
+        # Checked now, not at the first step of a long run.
+        self._held_out = NumpyBatches(validation_data, self.batch_size, self.seed, name="validation_data")
         self.projected_model = None
         self._targets = None
         self._batches = None
@@ -211,7 +190,7 @@ class TPGM(keras.callbacks.Callback):
             optimizer=keras.optimizers.Adam(self.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
             loss=self.loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        self._batches = _cycle(self.validation_data, self.batch_size, self.seed)
+        self._batches = forever(self._held_out)
 
     def _sync(self):
         if keras.backend.backend() == "jax":

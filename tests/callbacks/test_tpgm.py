@@ -218,7 +218,10 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"validation_data": None}, r"Expected validation_data .* Received: validation_data=None"),
+        (
+            {"validation_data": None},
+            r"Expected validation_data: \(x, y\) arrays or a dataset of \(x, y\) batches. Received: validation_data=None",
+        ),
         ({"norm": "l1"}, r"Expected norm to be one of \('mars', 'l2'\). Received: norm='l1'"),
         ({"learning_rate": 0}, r"Expected learning_rate > 0 \(a float\). Received: learning_rate=0"),
         ({"update_every": 0}, r"Expected update_every >= 1 \(an int\). Received: update_every=0"),
