@@ -6,6 +6,8 @@ from keras_tl import (
     callbacks,
     diffusion,
     gradients,
+    interpolation,
+    linear_probe,
     losses,
     methods,
     projection,
@@ -14,6 +16,7 @@ from keras_tl import (
     semantic,
 )
 from keras_tl.fine_tuning import fine_tune
+from keras_tl.interpolation import wise_ft
 from keras_tl.models import TransferModel
 from keras_tl.pretraining import pretrain
 
