@@ -1,11 +1,14 @@
 """TPGM: per-variable projection radii learned on held-out batches, projection after every step."""
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_tl.api_export import keras_tl_export
 from keras_tl.projection import check_norm, clip_radius, distance_norms, initial_radius, project
+from keras_tl.trainers import compile_function
 from keras_tl.utils.batches import NumpyBatches, forever
 from keras_tl.utils.validation import check_number
 
@@ -56,6 +59,31 @@ def _copy_slot(owner, variable, role):
     )
 
 
+def _clipped_radii(thetas, anchors, radii, initialized, norm):
+    """Each radius (at its first value, `initial_radius`, until `initialized`) clipped to the row norms."""
+    clipped = []
+    for theta, anchor, radius in zip(thetas, anchors, radii, strict=True):
+        norms = distance_norms(ops.subtract(theta, anchor), norm)
+        radius = ops.where(initialized > 0, radius, initial_radius(norms))
+        clipped.append(clip_radius(radius, norms))
+    return clipped
+
+
+def _projected(thetas, anchors, radii, norm):
+    """`(projected values, clipped radii)`: each radius clipped to θ's row norms, then θ projected with it."""
+    values, clipped = [], []
+    for theta, anchor, radius in zip(thetas, anchors, radii, strict=True):
+        radius = clip_radius(radius, distance_norms(ops.subtract(theta, anchor), norm))
+        values.append(project(theta, anchor, radius, norm))
+        clipped.append(radius)
+    return values, clipped
+
+
+def _assign(variables, values):
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+
+
 def _check_positive_int(name, value):
     return check_number(name, value, minimum=1, integer=True)
 
@@ -104,7 +132,7 @@ class TPGM(keras.callbacks.Callback):
     so a run resumed from a checkpoint restarts TPGM with θ0 = the restored weights.
     Under JAX the training state is synced into the variables (`model.jax_state_sync()`)
     before the callback reads or writes them; the fit loop re-reads them for its next
-    step. The projection itself runs eagerly (a few ops per variable per step).
+    step. The clipping and the projection run as one compiled call each.
 
     `fit` logs, per epoch, `tpgm/heldout_loss` (mean held-out loss of the epoch's updates)
     and `tpgm/radius` (the mean radius).
@@ -191,6 +219,9 @@ class TPGM(keras.callbacks.Callback):
             loss=self.loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         self._batches = forever(self._held_out)
+        # One compiled call per stage: op by op, 3 ops per variable cost more than the step itself.
+        self._clipped_radii = compile_function(functools.partial(_clipped_radii, norm=self.norm))
+        self._project = compile_function(functools.partial(_projected, norm=self.norm))
 
     def _sync(self):
         if keras.backend.backend() == "jax":
@@ -213,26 +244,19 @@ class TPGM(keras.callbacks.Callback):
             self._epoch_losses.append(self.update_radii())
         self.apply_projection()
 
-    def _norms(self, values):
-        wrapper = self.projected_model
-        return [
-            distance_norms(ops.subtract(value, anchor.value), self.norm)
-            for value, anchor in zip(values, wrapper.anchors, strict=True)
-        ]
-
     def update_radii(self):
         """The projection update: `update_steps` Adam steps on the radii; returns the last held-out loss."""
         wrapper = self.projected_model
         self._copy_current()
-        norms = self._norms([wrapper.current[i].value for i in wrapper.projected])
-        if not int(ops.convert_to_numpy(wrapper.initialized)):
-            for radius, n in zip(wrapper.radii, norms, strict=True):
-                radius.assign(initial_radius(n))
-            wrapper.initialized.assign(1)
         loss = None
         for _ in range(self.update_steps):
-            for radius, n in zip(wrapper.radii, norms, strict=True):
-                radius.assign(clip_radius(radius.value, n))
+            # Read again each time: under JAX the compiled step donated the previous buffers.
+            thetas = [wrapper.current[i].value for i in wrapper.projected]
+            radii = self._clipped_radii(
+                thetas, self._values(wrapper.anchors), self._values(wrapper.radii), wrapper.initialized.value
+            )
+            _assign(wrapper.radii, radii)
+            wrapper.initialized.assign(1)
             x, y = next(self._batches)
             loss = float(np.asarray(wrapper.train_on_batch(x, y)))
         return loss
@@ -240,12 +264,15 @@ class TPGM(keras.callbacks.Callback):
     def apply_projection(self):
         """The projection: every projected variable pulled into its ball (radii clipped first)."""
         wrapper = self.projected_model
-        norms = self._norms([v.value for v in self._targets])
-        for variable, anchor, radius, n in zip(
-            self._targets, wrapper.anchors, wrapper.radii, norms, strict=True
-        ):
-            radius.assign(clip_radius(radius.value, n))
-            variable.assign(project(variable.value, anchor.value, radius.value, self.norm))
+        values, radii = self._project(
+            self._values(self._targets), self._values(wrapper.anchors), self._values(wrapper.radii)
+        )
+        _assign(wrapper.radii, radii)
+        _assign(self._targets, values)
+
+    @staticmethod
+    def _values(variables):
+        return [v.value for v in variables]
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self._epoch_losses:

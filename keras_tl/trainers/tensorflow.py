@@ -173,3 +173,8 @@ class TensorFlowTransferTrainer:
         _build_state_outside_trace(self, y, values["logits"], optimizer=False)
         terms = _logged(self.regularization_terms(values), self.active_regularizers, _replicas())
         return self._update_trackers(x, y, values["logits"], sample_weight, empirical * _replicas(), terms)
+
+
+def compile_function(fn):
+    """`fn` (keras.ops on tensors) traced into one graph: callbacks' per-step math, outside `train_step`."""
+    return tf.function(fn, reduce_retracing=True)
