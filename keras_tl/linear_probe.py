@@ -19,14 +19,26 @@ def _softmax(z):
     return z / z.sum(axis=1, keepdims=True)
 
 
-def _lbfgs(objective, x, max_iter, tol, memory=10):
-    """Minimises a smooth convex `objective(x) -> (value, gradient)` by L-BFGS with Armijo backtracking."""
+# scipy's L-BFGS-B `factr` as scikit-learn sets it (`ftol = 64 * eps`): a relative decrease this
+# small is round-off, the solve cannot get closer.
+_FTOL = 64 * np.finfo(float).eps
+
+
+def _lbfgs(objective, x, scale, max_iter, tol, memory=10):
+    """Minimises a smooth convex `objective(x) -> (value, gradient)` by L-BFGS with Armijo backtracking.
+
+    Works on u = x / scale (a diagonal preconditioner: `scale` ≈ 1/sqrt(the Hessian's
+    diagonal)); stops when the largest entry of the gradient in x is below `tol`, or the
+    relative decrease is round-off.
+    """
+    u = x / scale
     value, gradient = objective(x)
     steps, changes = [], []
     for _ in range(max_iter):
         if np.max(np.abs(gradient)) < tol:
             break
-        direction = -gradient
+        g = gradient * scale
+        direction = -g
         weights = []
         for s, y in reversed(list(zip(steps, changes, strict=True))):
             a = (s @ direction) / (y @ s)
@@ -36,21 +48,24 @@ def _lbfgs(objective, x, max_iter, tol, memory=10):
             direction = direction * (steps[-1] @ changes[-1]) / (changes[-1] @ changes[-1])
         for (s, y), a in zip(zip(steps, changes, strict=True), reversed(weights), strict=True):
             direction = direction + s * (a - (y @ direction) / (y @ s))
-        slope = gradient @ direction
+        slope = g @ direction
         if slope >= 0:  # not a descent direction (round-off): restart from the gradient
-            direction, slope, steps, changes = -gradient, -(gradient @ gradient), [], []
+            direction, slope, steps, changes = -g, -(g @ g), [], []
         step = 1.0
         while True:
-            candidate = x + step * direction
-            new_value, new_gradient = objective(candidate)
+            candidate = u + step * direction
+            new_value, new_gradient = objective(candidate * scale)
             if new_value <= value + 1e-4 * step * slope or step < 1e-12:
                 break
             step /= 2
-        s, y = candidate - x, new_gradient - gradient
-        if s @ y > 1e-12:
+        s, y = candidate - u, (new_gradient - gradient) * scale
+        if s @ y > 1e-12 * (s @ s):
             steps, changes = (steps + [s])[-memory:], (changes + [y])[-memory:]
-        x, value, gradient = candidate, new_value, new_gradient
-    return x
+        decrease = value - new_value
+        u, value, gradient = candidate, new_value, new_gradient
+        if decrease <= _FTOL * max(abs(value), abs(value + decrease), 1.0):
+            break
+    return u * scale
 
 
 @keras_tl_export("keras_tl.linear_probe.logistic_regression")
@@ -92,7 +107,17 @@ def logistic_regression(features, labels, num_classes, C=1.0, initial=None, max_
     start = np.zeros(dim * num_classes + num_classes)
     if initial is not None:
         start = np.concatenate([np.ravel(initial[0]), np.ravel(initial[1])]).astype("float64")
-    theta = _lbfgs(objective, start, max_iter, tol)
+    # The Hessian's diagonal at uniform predictions: E[x_d²]·q + 1/(C·n) for the kernel, q for the
+    # bias, q = (K − 1)/K² the softmax's. At small C the two differ by orders of magnitude, which
+    # plain L-BFGS crawls through.
+    q = (num_classes - 1) / num_classes**2
+    diagonal = np.concatenate(
+        [
+            (np.mean(x**2, axis=0)[:, None] * q + strength).repeat(num_classes, axis=1).ravel(),
+            np.full(num_classes, q),
+        ]
+    )
+    theta = _lbfgs(objective, start, 1.0 / np.sqrt(diagonal), max_iter, tol)
     return theta[: dim * num_classes].reshape(dim, num_classes), theta[dim * num_classes :]
 
 
