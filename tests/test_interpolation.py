@@ -58,6 +58,14 @@ def test_interpolated_weights_match_reference_code(keep_source):
     assert selection == {"alpha": 0.3, "top1": None, "table": [{"alpha": 0.3, "top1": None}]}
 
 
+def test_result_saves_and_loads(tmp_path):
+    result, _ = keras_tl.wise_ft(fine_tuned(), alphas=0.5)
+    result.save(tmp_path / "wise_ft.keras")
+    loaded = keras.models.load_model(tmp_path / "wise_ft.keras", compile=False)
+    for key, value in state(result.target_backbone).items():
+        np.testing.assert_array_equal(state(loaded.target_backbone)[key], value)
+
+
 def test_initial_head_is_interpolated_like_the_zero_shot_head():
     model = fine_tuned()
     head = [keras.ops.convert_to_numpy(v) for v in model.head.weights]
