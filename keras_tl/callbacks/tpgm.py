@@ -11,6 +11,7 @@ from keras_tl.projection import check_norm, clip_radius, distance_norms, initial
 from keras_tl.trainers import compile_function
 from keras_tl.utils.batches import NumpyBatches, forever
 from keras_tl.utils.validation import check_number
+from keras_tl.utils.weights import named_variables
 
 
 class _ProjectedClassifier(keras.Model):
@@ -94,7 +95,8 @@ class TPGM(keras.callbacks.Callback):
 
     After every optimizer step each projected variable θ_l (every trainable variable of
     the classifier except the new head) is projected back into the ball of radius γ_l
-    around its value θ0_l when `fit` began (the source weights, for a fresh
+    around its pre-trained value θ0_l (the model's frozen source copy when it keeps one,
+    `keep_source=True`; else its value when the first `fit` began, the same for a fresh
     `TransferModel`):
 
         θ_l ← θ0_l + min(1, γ_l / ‖θ_l − θ0_l‖)·(θ_l − θ0_l)      (`keras_tl.projection.project`)
@@ -128,8 +130,10 @@ class TPGM(keras.callbacks.Callback):
 
     State: the radii, θ0 and Adam's moments are `keras.Variable`s of an internal model,
     built at the first `fit` this callback sees; a later `fit` with the same callback
-    continues from them (θ0 is not re-taken). They are not part of the `TransferModel`,
-    so a run resumed from a checkpoint restarts TPGM with θ0 = the restored weights.
+    continues from them (θ0 is not re-taken). They are not part of the `TransferModel`:
+    a run resumed from a checkpoint restarts the radii (at half the smallest row norm)
+    and Adam; θ0 is right only with a source copy (`keep_source=True`), else it is taken
+    from the restored weights.
     Under JAX the training state is synced into the variables (`model.jax_state_sync()`)
     before the callback reads or writes them; the fit loop re-reads them for its next
     step. The clipping and the projection run as one compiled call each.
@@ -212,8 +216,8 @@ class TPGM(keras.callbacks.Callback):
         self._targets = [trainable[i] for i in projected]
         self.projected_model = _ProjectedClassifier(classifier, projected, self.norm)
         self._copy_current()
-        for anchor, variable in zip(self.projected_model.anchors, self._targets, strict=True):
-            anchor.assign(ops.copy(variable.value))
+        for anchor, value in zip(self.projected_model.anchors, self._anchor_values(model), strict=True):
+            anchor.assign(ops.copy(value))
         self.projected_model.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
             loss=self.loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -222,6 +226,16 @@ class TPGM(keras.callbacks.Callback):
         # One compiled call per stage: op by op, 3 ops per variable cost more than the step itself.
         self._clipped_radii = compile_function(functools.partial(_clipped_radii, norm=self.norm))
         self._project = compile_function(functools.partial(_projected, norm=self.norm))
+
+    def _anchor_values(self, model):
+        """θ0: the frozen source copy's value of each projected variable if the model keeps one, else its own."""
+        if model.source_backbone is None:
+            return [v.value for v in self._targets]
+        # The source copy is part of the model's weights, so a checkpoint restores it: a
+        # resumed run still projects around the source, not around the restored weights.
+        source = named_variables(model.source_backbone)
+        keys = {id(v): k for k, v in named_variables(model.target_backbone).items()}
+        return [source[keys[id(v)]].value for v in self._targets]
 
     def _sync(self):
         if keras.backend.backend() == "jax":

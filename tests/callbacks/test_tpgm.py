@@ -8,6 +8,7 @@ import pytest
 
 import keras_tl
 from keras_tl.callbacks import TPGM
+from keras_tl.utils.weights import named_variables
 from tests.conftest import compile_sgd, tiny_data, tiny_source
 
 BN_EPSILON = 1e-3  # Keras' BatchNormalization default
@@ -240,3 +241,22 @@ def test_frozen_backbone_has_nothing_to_project():
     callback.set_model(model)
     with pytest.raises(ValueError, match=r"Expected trainable variables outside the head to project"):
         callback.on_train_begin()
+
+
+def test_anchor_is_the_frozen_source_copy_when_the_model_keeps_one():
+    model = compile_sgd(keras_tl.TransferModel(tiny_source(), 3, keep_source=True))
+    for variable in model.target_backbone.trainable_variables:  # as if restored from a checkpoint mid-run
+        variable.assign(keras.ops.convert_to_numpy(variable) + 0.5)
+    callback = TPGM(validation_data=tiny_data())
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.apply_projection()  # radii not learned yet: clipped to 1e-8, i.e. onto θ0
+    frozen = named_variables(model.source_backbone)
+    for key, variable in named_variables(model.target_backbone).items():
+        if variable.trainable:
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(variable),
+                keras.ops.convert_to_numpy(frozen[key]),
+                atol=1e-6,
+                err_msg=key,
+            )
