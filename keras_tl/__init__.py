@@ -7,16 +7,20 @@ from keras_tl import (
     diffusion,
     fine_tuning,
     gradients,
+    interpolation,
+    linear_probe,
     losses,
     methods,
     models,
     pretraining,
+    projection,
     regularizers,
     relationship,
     semantic,
 )
 from keras_tl.api_export import public_names
 from keras_tl.fine_tuning import fine_tune
+from keras_tl.interpolation import wise_ft
 from keras_tl.models import TransferModel
 from keras_tl.pretraining import pretrain
 
@@ -32,10 +36,13 @@ _SUBMODULES = (
     "diffusion",
     "fine_tuning",
     "gradients",
+    "interpolation",
+    "linear_probe",
     "losses",
     "methods",
     "models",
     "pretraining",
+    "projection",
     "regularizers",
     "relationship",
     "semantic",

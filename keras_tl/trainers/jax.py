@@ -108,3 +108,8 @@ class JAXTransferTrainer:
         with keras.StatelessScope(state_mapping=mapping) as scope:
             logs = self.objective.logs(x, y, y_pred, sample_weight, empirical, terms, stats)
         return logs, _scoped_values(scope, self.metrics_variables, metrics)
+
+
+def compile_function(fn):
+    """`fn` (keras.ops on arrays) compiled by XLA: callbacks' per-step math, outside `train_step`."""
+    return jax.jit(fn)

@@ -166,3 +166,8 @@ class TensorFlowTransferTrainer:
         _build_state_outside_trace(self, y, step.logits, optimizer=False)
         terms = _logged(step.terms, objective.active, _replicas())
         return objective.logs(x, y, step.logits, sample_weight, step.empirical * _replicas(), terms)
+
+
+def compile_function(fn):
+    """`fn` (keras.ops on tensors) traced into one graph: callbacks' per-step math, outside `train_step`."""
+    return tf.function(fn, reduce_retracing=True)

@@ -12,3 +12,7 @@ class UnsupportedTransferTrainer:
 
     train_step = _unsupported
     test_step = _unsupported
+
+
+def compile_function(fn):
+    return fn
