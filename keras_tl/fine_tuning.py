@@ -44,6 +44,7 @@ def fine_tune(
     validation_freq=1,
     callbacks=(),
     verbose="auto",
+    validation_data=None,
 ):
     """Fine-tunes `source` on `train` with `method`, as `apps.finetune` and the benchmark do.
 
@@ -53,7 +54,8 @@ def fine_tune(
     momentum and a cosine decay over the run; sparse cross-entropy on the logits; `NaNGuard`,
     the split's resume-safe per-epoch shuffling, and with `backup_dir` an
     `AtomicBackupAndRestore` (a killed run resumes from its last finished epoch); the
-    method's own callbacks (stage switches).
+    method's own optimizer wrapper (FTP, SPD) and callbacks (stage switches, TPGM), and after
+    training its `finish` (WiSE-FT's interpolation).
 
     Args:
         method: a `keras_tl.methods.Method` or a name for `keras_tl.methods.get`.
@@ -69,6 +71,8 @@ def fine_tune(
         distribute: a `keras_tl.distribute.scope` name.
         callbacks: more `keras.callbacks.Callback`s.
         verbose: `fit`'s verbosity.
+        validation_data: held-out data, never the test split, for the methods that choose or
+            learn on it (LP-FT's probe, WiSE-FT's α, TPGM's radii); None for the others.
 
     Returns:
         `(model, history)`: the trained `TransferModel` and `fit`'s `History`.
@@ -81,7 +85,7 @@ def fine_tune(
     method = methods_module.get(method)
     taps = methods_module.resolve_taps(source, taps)
     keras.utils.set_random_seed(seed)
-    setup = method.setup(source, train, taps, cache_dir)
+    setup = method.setup(source, train, taps, cache_dir, validation=validation_data)
     # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
     # re-seed so the model starts the same on a first run and on a rerun.
     keras.utils.set_random_seed(seed)
@@ -100,10 +104,12 @@ def fine_tune(
             epochs=epochs,
             validation_data=eval_data.dataset if eval_data is not None and validation_freq else None,
             validation_freq=validation_freq or 1,
-            callbacks=training_callbacks(train, backup_dir) + method.callbacks(epochs, steps) + list(callbacks),
+            callbacks=training_callbacks(train, backup_dir) + method.callbacks(epochs, steps, setup) + list(callbacks),
             shuffle=False,
             verbose=verbose,
         )
+    model, report = method.finish(model, setup)
+    history.history.update({key: [value] for key, value in report.items()})
     return model, history
 
 

@@ -54,12 +54,15 @@ class Context:
         train: the training split (`keras_tl.data.load`'s result: `.dataset` of
             `(images, integer labels)` batches, `.num_classes`), or None.
         cache_dir: where measurements are cached (a rerun reads them back), or None.
+        validation: held-out data (never the test split) for the methods that choose or learn
+            on it (LP-FT's C, WiSE-FT's α, TPGM's radii), or None.
     """
 
     source: object = None
     taps: tuple = ()
     train: object = None
     cache_dir: str | None = None
+    validation: object = None
 
     def require_train(self, method):
         if self.train is None:
@@ -68,6 +71,14 @@ class Context:
                 "fine-tuning (method.setup(source, train, ...)). Received: train=None"
             )
         return self.train
+
+    def require_validation(self, method):
+        if self.validation is None:
+            raise ValueError(
+                f"Expected held-out validation data for method {method.name!r}, which chooses or learns on "
+                "it (fine_tune(..., validation_data=...); never the test split). Received: validation=None"
+            )
+        return self.validation
 
 
 @dataclasses.dataclass
@@ -79,12 +90,16 @@ class Setup:
         freeze_backbone: train the head only (L2-FE).
         keep_source_head: keep the source's upstream head next to the new one (two-head methods).
         keep_source: keep the frozen source copy even if no regularizer asks for it.
+        head_weights: `(kernel, bias)` the new head starts from (LP-FT's probe), or None.
+        context: the `Context` it was prepared with (its callbacks and `finish` read it).
     """
 
     regularizers: list
     freeze_backbone: bool = False
     keep_source_head: bool = False
     keep_source: bool = False
+    head_weights: tuple | None = None
+    context: Context = dataclasses.field(default_factory=Context)
 
 
 def resolve_taps(source, taps=None):
@@ -204,28 +219,41 @@ class Method:
         """The regularizers, measured on `context.train` when the method needs it (see `Context`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement terms(context).")
 
-    def callbacks(self, epochs, steps_per_epoch):
-        """The method's own `fit` callbacks (stage switches) for `epochs` × `steps_per_epoch` steps."""
-        del epochs, steps_per_epoch
+    def head_weights(self, context):
+        """`(kernel, bias)` the new head starts from, or None: a random head."""
+        return None
+
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
+        """The method's own `fit` callbacks (stage switches, TPGM's projection) for `epochs` ×
+        `steps_per_epoch` steps; `setup` (`setup()`'s result) holds its held-out data."""
+        del epochs, steps_per_epoch, setup
         return []
 
     def optimizer(self, optimizer):
         """The optimizer `fit` uses, given the recipe's (a method that constrains the step wraps it)."""
         return optimizer
 
+    def finish(self, model, setup):
+        """`(model, report)` after training: WiSE-FT interpolates the model towards the source and
+        reports its α (`fine_tune` adds the report to the history); default: `(model, {})`."""
+        del setup
+        return model, {}
+
     def gradient_rule(self):
         from keras_tl import gradients
 
         return gradients.DTNH() if self.dtnh else None
 
-    def setup(self, source=None, train=None, taps=(), cache_dir=None):
+    def setup(self, source=None, train=None, taps=(), cache_dir=None, validation=None):
         """The method prepared for `train` (a `Setup`): its data-dependent terms measured once."""
-        context = Context(source, tuple(taps), train, cache_dir)
+        context = Context(source, tuple(taps), train, cache_dir, validation)
         return Setup(
             list(self.terms(context)),
             freeze_backbone=self.freeze_backbone,
             keep_source_head=self.keep_source_head,
             keep_source=self.keep_source,
+            head_weights=self.head_weights(context),
+            context=context,
         )
 
     def build(self, source, train, taps=None, cache_dir=None, dropout=0.0, setup=None):
@@ -244,7 +272,7 @@ class Method:
 
         taps = resolve_taps(source, taps)
         setup = setup or self.setup(source, train, taps, cache_dir)
-        return TransferModel(
+        model = TransferModel(
             source,
             num_classes=train.num_classes,
             taps=taps,
@@ -255,6 +283,9 @@ class Method:
             keep_source=setup.keep_source,
             dropout=dropout,
         )
+        if setup.head_weights is not None:
+            model.head.set_weights(list(setup.head_weights))
+        return model
 
 
 def check_hparam(method, key, value):

@@ -205,7 +205,7 @@ class AFA(Method):
             regularizers.L2(beta=self.beta, scope="head"),
         ]
 
-    def callbacks(self, epochs, steps_per_epoch):
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
         return _staged("ast", "act", self.switch_at, sync_source=False)
 
 
@@ -242,5 +242,5 @@ class SPAGCA(Method):
             regularizers.L2(beta=self.beta, scope="head"),
         ]
 
-    def callbacks(self, epochs, steps_per_epoch):
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
         return _staged("spa", "gca", self.switch_at, sync_source=True)

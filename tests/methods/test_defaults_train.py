@@ -33,7 +33,10 @@ def tiny_train(n=24, batch=8):
 
 def fit(method):
     keras.utils.set_random_seed(0)
-    _, history = keras_tl.fine_tune(method, tiny_source(classes=10), tiny_train(), epochs=2, lr=LR, taps=TAPS, verbose=0)
+    validation = tiny_data(n=12, classes=CLASSES, seed=3)  # LP-FT's C, WiSE-FT's α, TPGM's radii
+    _, history = keras_tl.fine_tune(
+        method, tiny_source(classes=10), tiny_train(), epochs=2, lr=LR, taps=TAPS, verbose=0, validation_data=validation
+    )
     return history.history
 
 

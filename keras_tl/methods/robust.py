@@ -1,0 +1,182 @@
+"""Methods that control the distance to the source with a learned or selective constraint.
+
+LP-FT fits the head before fine-tuning, WiSE-FT interpolates after it, TPGM projects the
+weights into learned radii during it (FTP, SPD and surgical fine-tuning: `keras_tl.optimizers`).
+Each constrains a base method, `L2` (fine-tuning with weight decay) unless `base` names another
+registered method, whose terms, callbacks and preparation it keeps: `get("tpgm", base="l2_sp")`.
+"""
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+from keras_tl.api_export import keras_tl_export
+from keras_tl.methods.base import Claim, Method
+from keras_tl.methods.registry import get, names, register
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class Constrained(Method):
+    """A method that constrains `base` (a registered method's label): its terms, callbacks, preparation."""
+
+    claims = (Claim("l2"),)
+    base: str = "l2"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.base not in names() or self.base == self.name:
+            raise ValueError(
+                f"Expected base to be another registered method from {names()}. Received: base={self.base!r}"
+            )
+
+    def base_method(self):
+        return get(self.base)
+
+    def terms(self, context):
+        return self.base_method().terms(context)
+
+    def head_weights(self, context):
+        return self.base_method().head_weights(context)
+
+    def setup(self, source=None, train=None, taps=(), cache_dir=None, validation=None):
+        setup = super().setup(source, train, taps, cache_dir, validation)
+        base = self.base_method()
+        setup.freeze_backbone = base.freeze_backbone
+        setup.keep_source_head = base.keep_source_head
+        setup.keep_source = base.keep_source or self.keep_source
+        return setup
+
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
+        return self.base_method().callbacks(epochs, steps_per_epoch, setup)
+
+    def optimizer(self, optimizer):
+        return self.base_method().optimizer(optimizer)
+
+
+@keras_tl_export("keras_tl.methods.LPFT", package="keras_tl.methods")
+@register
+class LPFT(Constrained):
+    """LP-FT: a linear probe on the frozen backbone first, then everything fine-tuned from that head.
+
+    The head starts from `keras_tl.linear_probe.fit_head` on the training data (features of
+    the frozen backbone in inference mode, multinomial L2 logistic regression, its C the best
+    validation top-1 of the reference's sweep; `C > 0` fixes it and needs no validation
+    data), cached in `cache_dir` as `lp_head.npz`; then the base method (L2) fine-tunes all
+    weights. Reference: Kumar et al., "Fine-Tuning can Distort Pretrained Features and
+    Underperform Out-of-Distribution", ICLR 2022, Sec. 3; AnanyaKumar/transfer_learning.
+
+    Example:
+    >>> keras_tl.fine_tune("lp_ft", source, train, epochs=20, validation_data=val)
+    """
+
+    name = "lp_ft"
+    display_name = "LP-FT"
+    reference = "Kumar et al. ICLR 2022, Sec. 3"
+    rule = "the head fitted on frozen features (logistic regression, C on validation), then all fine-tuned"
+
+    C: float = 0.0
+
+    def head_weights(self, context):
+        from keras_tl import linear_probe
+
+        train = context.require_train(self)
+        cache = os.path.join(context.cache_dir, "lp_head.npz") if context.cache_dir else None
+        if cache and os.path.isfile(cache):
+            with np.load(cache) as saved:
+                return saved["kernel"], saved["bias"]
+        kwargs = {"Cs": (self.C,)} if self.C > 0 else {"validation_data": context.require_validation(self)}
+        (kernel, bias), selection = linear_probe.fit_head(context.source, train, num_classes=train.num_classes, **kwargs)
+        logger.info("LP-FT: linear probe with C=%g, validation top-1 %s", selection["C"], selection["top1"])
+        if cache:
+            os.makedirs(context.cache_dir, exist_ok=True)
+            np.savez(cache, kernel=kernel, bias=bias)
+        return kernel, bias
+
+
+@keras_tl_export("keras_tl.methods.WiSEFT", package="keras_tl.methods")
+@register
+class WiSEFT(Constrained):
+    """WiSE-FT: fine-tune, then θ = (1 − α)·θ_source + α·θ_ft with α the best of a validation sweep.
+
+    `keras_tl.wise_ft` after the base method's run: every backbone variable (BatchNorm's
+    statistics too) interpolated towards the source network; α swept over {0, 0.1, ..., 1}
+    on the validation data (ties to the smaller α), or `alpha` fixed. No training beyond the
+    base method's. Reference: Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR
+    2022, Sec. 2; mlfoundations/wise-ft `src/wise_ft.py`.
+
+    Example:
+    >>> model, history = keras_tl.fine_tune("wise_ft", source, train, epochs=20, validation_data=val)
+    >>> history.history["wise_ft/alpha"]
+    """
+
+    name = "wise_ft"
+    display_name = "WiSE-FT"
+    reference = "Wortsman et al. CVPR 2022, Sec. 2"
+    rule = "fine-tune, then θ = (1 − α)·θ_source + α·θ_ft, α chosen on validation"
+
+    alpha: float = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.alpha is not None and not (isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
+            raise ValueError(f"Expected alpha in [0, 1] or None (a sweep). Received: alpha={self.alpha!r}")
+
+    def finish(self, model, setup):
+        from keras_tl import interpolation
+
+        context = setup.context
+        if self.alpha is None:
+            alphas, validation = interpolation.DEFAULT_ALPHAS, context.require_validation(self)
+        else:
+            alphas, validation = (self.alpha,), None
+        model, selection = interpolation.wise_ft(model, alphas, validation_data=validation, source=context.source, inplace=True)
+        logger.info("WiSE-FT: alpha=%s (validation top-1 %s)", selection["alpha"], selection["top1"])
+        return model, {"wise_ft/alpha": selection["alpha"], "wise_ft/top1": selection["top1"]}
+
+
+@keras_tl_export("keras_tl.methods.TPGM", package="keras_tl.methods")
+@register
+class TPGM(Constrained):
+    """TPGM: each variable projected into a radius γ_l around the source, γ learned on held-out batches.
+
+    θ ← θ0 + min(1, γ_l/‖θ − θ0‖)·(θ − θ0) after every step (MARS norm), γ taking Adam steps
+    (lr `proj_lr`) on the cross-entropy of validation batches through the projected model;
+    the new head is not projected (`keras_tl.callbacks.TPGM`). Needs validation data.
+    Reference: Tian et al., "Trainable Projected Gradient Method for Robust Fine-tuning",
+    CVPR 2023, Sec. 3; PotatoTian/TPGM `utils/tpgm.py`.
+
+    Example:
+    >>> keras_tl.fine_tune("tpgm", source, train, epochs=20, validation_data=val)
+    """
+
+    name = "tpgm"
+    display_name = "TPGM"
+    reference = "Tian et al. CVPR 2023, Sec. 3"
+    rule = "θ ← θ0 + min(1, γ_l/‖θ − θ0‖)(θ − θ0), radii γ_l learned on held-out batches"
+    # θ0 from the checkpointed source copy: a resumed run projects towards the source, not the restart.
+    keep_source = True
+
+    norm: str = "mars"
+    proj_lr: float = 0.01
+    update_every: int = 1
+    update_steps: int = 1
+
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
+        from keras_tl.callbacks import TPGM as TPGMCallback
+
+        context = setup.context if setup is not None else None
+        if context is None:
+            raise ValueError("Expected the method's setup (it holds the validation data TPGM learns its radii on).")
+        projection = TPGMCallback(
+            validation_data=context.require_validation(self),
+            norm=self.norm,
+            learning_rate=self.proj_lr,
+            update_every=self.update_every,
+            update_steps=self.update_steps,
+            batch_size=getattr(context.train, "batch_size", None) or 64,
+        )
+        return super().callbacks(epochs, steps_per_epoch, setup) + [projection]

@@ -1,0 +1,57 @@
+"""LP-FT, WiSE-FT and TPGM as methods: what each does before, during and after `fit`, on a base method."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_tl
+from keras_tl import methods
+from tests.conftest import TAPS, tiny_data, tiny_source
+from tests.methods.test_defaults_train import CLASSES, tiny_train
+
+VALIDATION = tiny_data(n=12, classes=CLASSES, seed=3)
+
+
+def test_lp_ft_starts_its_head_from_the_probe_and_caches_it(tmp_path):
+    source, train = tiny_source(classes=10), tiny_train()
+    method = methods.get("lp_ft")
+    setup = method.setup(source, train, TAPS, str(tmp_path), validation=VALIDATION)
+    (kernel, bias), _ = keras_tl.linear_probe.fit_head(source, train, validation_data=VALIDATION, num_classes=CLASSES)
+    np.testing.assert_allclose(setup.head_weights[0], kernel, rtol=1e-5, atol=1e-6)
+    model = method.build(source, train, taps=TAPS, setup=setup)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.head.kernel), kernel, rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "lp_head.npz").exists()
+    again = method.setup(source, train, TAPS, str(tmp_path))  # read back: no validation data needed
+    np.testing.assert_array_equal(again.head_weights[1], setup.head_weights[1])
+    with pytest.raises(ValueError, match=r"Expected held-out validation data for method 'lp_ft'"):
+        method.setup(source, train, TAPS)
+    assert methods.get("lp_ft", C=1.0).setup(source, train, TAPS).head_weights[0].shape == kernel.shape
+
+
+def test_wise_ft_interpolates_after_fit_and_reports_its_alpha():
+    source = tiny_source(classes=10)
+    keras.utils.set_random_seed(0)
+    model, history = keras_tl.fine_tune(
+        methods.get("wise_ft", alpha=0.5), source, tiny_train(), epochs=1, lr=0.05, taps=TAPS, verbose=0
+    )
+    assert history.history["wise_ft/alpha"] == [0.5] and history.history["wise_ft/top1"] == [None]
+    keras.utils.set_random_seed(0)
+    plain, _ = keras_tl.fine_tune("l2", source, tiny_train(), epochs=1, lr=0.05, taps=TAPS, verbose=0)
+    kernel = lambda m: keras.ops.convert_to_numpy(m.target_backbone.get_layer("conv1_conv").kernel)  # noqa: E731
+    want = 0.5 * keras.ops.convert_to_numpy(source.get_layer("conv1_conv").kernel) + 0.5 * kernel(plain)
+    np.testing.assert_allclose(kernel(model), want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"Expected alpha in \[0, 1\] or None"):
+        methods.get("wise_ft", alpha=1.5)
+
+
+def test_tpgm_projects_within_its_radii_on_a_base_method():
+    method = methods.get("tpgm", base="l2_sp")
+    source, train = tiny_source(classes=10), tiny_train()
+    setup = method.setup(source, train, TAPS, validation=VALIDATION)
+    assert [r.name for r in setup.regularizers] == ["l2_sp"] and setup.keep_source
+    (callback,) = method.callbacks(1, 3, setup)
+    assert isinstance(callback, keras_tl.callbacks.TPGM)
+    _, history = keras_tl.fine_tune(method, source, train, epochs=1, taps=TAPS, verbose=0, validation_data=VALIDATION)
+    assert np.isfinite(history.history["reg/l2_sp"][0])
+    with pytest.raises(ValueError, match=r"Expected base to be another registered method"):
+        methods.get("tpgm", base="tpgm")
