@@ -10,14 +10,10 @@ import dataclasses
 
 import numpy as np
 
-from benchmarks.runs import AUTHORS, HOLDOUT, LIBRARY, Run, cached
+from benchmarks.datasets import DATASETS, HOLDOUT
+from benchmarks.runs import AUTHORS, LIBRARY, Run, cached
 from keras_tl import methods
 
-# The target data sets: training split, few-shot count (0: all), the split selection uses.
-DATASETS = {
-    "dtd10": {"split": "train", "per_class": 0, "selection_split": "val"},
-    "caltech101": {"split": "train", "per_class": 30, "selection_split": HOLDOUT},
-}
 # The table's methods, their coefficients and grids, their DTNH sweeps and --quick settings are
 # each registered method's own (`keras_tl.methods.Method`'s class attributes); see `table_labels`.
 PAPER_BATCH_SIZE = 64  # kept for the tests; a method's own is `coefficient_batch_size`
@@ -68,39 +64,49 @@ def directions(dataset_names):
 class Settings:
     """What every run shares: sources, schedule, seeds, where results go."""
 
-    sources: tuple  # ((loss, path), ...)
+    sources: tuple  # ((loss, path), ...): pre-trained on all of Tiny-ImageNet-32
     data_root: str
     runs_dir: str
+    near_sources: tuple = ()  # ((loss, path), ...): pre-trained on half A, for the near-transfer target
     seeds: int = 3
     # A test table's seeds where they differ from `seeds` (its DELTA ablation, paired with it,
     # follows). A DTD-10 run takes about 40 s on 2 cores against Caltech's 8 minutes, so DTD-10
     # affords 6 paired seeds, where its differences between methods are a point or two.
-    table_seeds: tuple = (("dtd10", 6),)
+    table_seeds: tuple = (("dtd10", 6), ("tin-b", 5))
     batch_size: int = 32
     lr: float = 0.01
     image_size: int = 32
     quick: bool = False
     selection_backend: str | None = None  # whose schedule and grid results to use; None: this one
 
-    def source(self, loss):
-        return dict(self.sources)[loss]
+    def source(self, loss, dataset=None):
+        """The source pre-trained with `loss` that fine-tuning on `dataset` starts from."""
+        near = dataset is not None and DATASETS[dataset].get("sources") == "near"
+        return dict(self.near_sources if near else self.sources)[loss]
 
     def seeds_of(self, dataset):
         """The seeds of `dataset`'s test table: 0..n-1, one with --quick."""
         return range(1 if self.quick else dict(self.table_seeds).get(dataset, self.seeds))
 
 
+def datasets_of(settings):
+    """The data sets `settings` has sources for (tin-b needs the near sources), in `DATASETS` order."""
+    return [d for d in DATASETS if DATASETS[d].get("sources") != "near" or settings.near_sources]
+
+
 def make_run(settings, dataset, label, epochs, seed=0, hparams=(), selection=False, **overrides):
     """The `Run` of table label `label` on `dataset`; `selection=True` evaluates on the selection split."""
     data = DATASETS[dataset]
+    if selection and data["selection_split"] == HOLDOUT and data.get("holdout_per_class"):
+        overrides.setdefault("eval_per_class", data["holdout_per_class"])
     return Run(
         dataset=dataset,
         method=label,
-        source=settings.source(method_class(label).upstream),
+        source=settings.source(method_class(label).upstream, dataset),
         seed=seed,
         hparams=hparams,
         split=data["split"],
-        eval_split=data["selection_split"] if selection else "test",
+        eval_split=data["selection_split"] if selection else data["test_split"],
         per_class=data["per_class"],
         epochs=epochs,
         batch_size=settings.batch_size,
@@ -308,11 +314,11 @@ def plan(settings, name, labels=None):
     from benchmarks import strength  # it builds on this module
 
     if kind == "strength":
-        return strength.strength_runs(settings)
+        return strength.strength_runs(settings, arg or "dtd10")
     if kind in ("defaults", "authors"):
         return strength.defaults_runs(settings, arg, labels, LIBRARY if kind == "defaults" else AUTHORS)
     raise ValueError(
         "Expected a plan 'schedule:<dataset>', 'grid', 'table:<dataset>', 'dtnh[:<method>]', "
-        "'ablation:<dataset>', 'strength', 'defaults:<dataset>' or 'authors:<dataset>'. "
+        "'ablation:<dataset>', 'strength[:<dataset>]', 'defaults:<dataset>' or 'authors:<dataset>'. "
         f"Received: {name!r}"
     )

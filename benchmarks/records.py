@@ -63,9 +63,9 @@ def every_run(settings, labels):
     labels = list(dict.fromkeys([*plans.table_labels(), *labels]))
     seen = {}
     names = (
-        [f"schedule:{d}" for d in plans.DATASETS]
+        [f"schedule:{d}" for d in plans.datasets_of(settings)]
         + ["grid", "dtnh"]
-        + [f"{kind}:{d}" for kind in ("table", "ablation") for d in plans.DATASETS]
+        + [f"{kind}:{d}" for kind in ("table", "ablation") for d in plans.datasets_of(settings)]
     )
     for name in names:
         for run, result in collect(settings, plans.plan(settings, name, labels)):

@@ -43,13 +43,13 @@ def write(settings, doc, results_dir, labels, intro_path=None):
         intro,
         "## Sources\n\n" + upstream_section(settings),
         "## Schedule (L2's validation curve)\n\n![schedule](benchmarks/schedule.png)\n\n"
-        + "\n\n".join(schedule_section(settings, d) for d in plans.DATASETS),
+        + "\n\n".join(schedule_section(settings, d) for d in plans.datasets_of(settings)),
         "## Coefficients (DTD-10 val split, seed 0)\n\n" + grid_section(settings),
         "## DTNH where the pull is too strong\n\n"
         + dtnh_section(settings, results_dir)
         + "\n\n![DTNH sweep](benchmarks/dtnh_sweep.png)",
     ]
-    for dataset in plans.DATASETS:
+    for dataset in plans.datasets_of(settings):
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
     sections.append(

@@ -19,10 +19,11 @@ import time
 import keras
 
 import keras_tl
+from benchmarks import datasets
+from benchmarks.datasets import HOLDOUT
 from keras_tl import backbones
 from keras_tl.utils import files
 
-HOLDOUT = "holdout"  # eval_split: the rest of `split` after the few-shot sample (model selection)
 # Run.defaults: what a run's hparams override. The benchmark's first plans ran every method in the
 # papers' settings (`Method.authors_hparams`); since the scale-free feature-map terms, the library's
 # defaults differ for some methods.
@@ -49,6 +50,8 @@ class Run:
         defaults: `AUTHORS` (`hparams` over the method's `authors_hparams`, the papers' settings)
             or `LIBRARY` (over its defaults). Methods whose two coincide always say `AUTHORS`,
             so their runs are shared.
+        eval_per_class: at most this many evaluated images per class (0: all), e.g. a bounded
+            held-out set.
     """
 
     dataset: str
@@ -66,6 +69,7 @@ class Run:
     image_size: int = 32
     curve: bool = False
     defaults: str = AUTHORS
+    eval_per_class: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "hparams", tuple(sorted((str(k), v) for k, v in dict(self.hparams).items())))
@@ -90,11 +94,14 @@ class Run:
     def key(self):
         """A hash of every field, the source by its content: the run's cache key.
 
-        `defaults` enters only when it is `LIBRARY`: the runs made before it existed keep their keys.
+        `defaults` and `eval_per_class` enter only when they are not their defaults: the runs made
+        before they existed keep their keys.
         """
         fields = dataclasses.asdict(self)
         if fields["defaults"] == AUTHORS:
             del fields["defaults"]
+        if not fields["eval_per_class"]:
+            del fields["eval_per_class"]
         fields["source"] = file_digest(self.source)
         text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -137,24 +144,37 @@ def load_source(path):
     return keras_tl.models.load_model_and_card(path)
 
 
-def load_splits(run, data_root):
-    """`(train, eval)` splits of `run` from `data_root`."""
+def load_splits(run, data_root, selection=False):
+    """`(train, eval)` splits of `run` from `data_root`; with `selection`, also its data set's selection
+    split (as the third), for the methods that choose or learn on held-out data."""
     _, card = load_source(run.source)
     common = {
         "image_size": run.image_size,
         "preprocess": card.get("preprocess", card.get("backbone")),
         "batch_size": run.batch_size,
+        "classes": datasets.classes(run.dataset),
     }
-    spec = f"folder:{os.path.join(data_root, run.dataset)}"
+    spec = datasets.spec(run.dataset, data_root)
     sample = {"per_class": run.per_class, "seed": run.seed} if run.per_class else {"seed": run.seed}
     # The committed runs kept the short last batch (the library drops it by default since): keep it,
     # so that a resumed suite matches them. docs/benchmarks/notes.md, "Known inconsistency".
-    train = keras_tl.data.load(spec, run.split, training=True, drop_remainder=False, **common, **sample)
-    if run.eval_split == HOLDOUT:
-        evaluation = keras_tl.data.load(spec, run.split, training=False, complement=True, **common, **sample)
-    else:
-        evaluation = keras_tl.data.load(spec, run.eval_split, training=False, **common)
-    return train, evaluation
+    short = {"drop_remainder": False} if run.dataset in datasets.KEEPS_SHORT_BATCH else {}
+    train = keras_tl.data.load(spec, run.split, training=True, **short, **common, **sample)
+
+    def evaluated(split, per_class):
+        limit = {"max_per_class": per_class} if per_class else {}
+        if split == HOLDOUT:
+            return keras_tl.data.load(spec, run.split, training=False, complement=True, **common, **sample, **limit)
+        return keras_tl.data.load(spec, split, training=False, **common, **limit)
+
+    evaluation = evaluated(run.eval_split, run.eval_per_class)
+    if not selection:
+        return train, evaluation
+    data = datasets.DATASETS[run.dataset]
+    chosen = data["selection_split"]
+    if chosen == run.eval_split:
+        return train, evaluation, evaluation
+    return train, evaluation, evaluated(chosen, data.get("holdout_per_class", 0) if chosen == HOLDOUT else 0)
 
 
 def execute(run, data_root, runs_dir, verbose=0, backup=True):
@@ -171,7 +191,8 @@ def execute(run, data_root, runs_dir, verbose=0, backup=True):
         return saved
     work_dir = os.path.join(runs_dir, keras.backend.backend(), run.key())
     source, card = load_source(run.source)
-    train, evaluation = load_splits(run, data_root)
+    needs_validation = run.method_class().needs_validation
+    train, evaluation, *validation = load_splits(run, data_root, selection=needs_validation)
     timer = keras_tl.callbacks.StepTimer(keras_tl.fine_tuning.steps_per_epoch(train))
     result = {"run": dataclasses.asdict(run), "key": run.key(), "backend": keras.backend.backend()}
     start = time.perf_counter()
@@ -191,6 +212,7 @@ def execute(run, data_root, runs_dir, verbose=0, backup=True):
             validation_freq=1 if run.curve else 0,
             callbacks=[timer],
             verbose=verbose,
+            validation_data=validation[0] if validation else None,
         )
     except FloatingPointError as error:
         result["diverged"] = str(error)

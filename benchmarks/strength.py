@@ -1,7 +1,8 @@
 """The plans of the library's defaults: the scale-free α's sweep, and every method at its defaults.
 
-    strength          DTD-10's val split, seed 0: each scale-free feature-map method over
-                      `STRENGTH_VALUES` of its relative α (how the default α was chosen)
+    strength[:<data>] the selection split (DTD-10's val by default), seed 0: each scale-free
+                      feature-map method over `STRENGTH_VALUES` of its relative α (how the
+                      default α was chosen)
     defaults:<data>   every table label at the library's defaults, the table's seeds, test split
     authors:<data>    every label whose papers' settings differ from the defaults, at the papers'
                       settings (no grid), the same seeds: the divergences users met before 0.2
@@ -22,13 +23,13 @@ def relative_methods():
     return [name for name in plans.methods.names() if "relative" in plans.methods.registered(name).authors_hparams]
 
 
-def strength_runs(settings):
-    epochs = plans.chosen_epochs(settings, "dtd10")
+def strength_runs(settings, dataset="dtd10"):
+    epochs = plans.chosen_epochs(settings, dataset)
     if epochs is None:
         return []
     return [
         plans.make_run(
-            settings, "dtd10", name, epochs, hparams=(("alpha", alpha),), selection=True, defaults=LIBRARY,
+            settings, dataset, name, epochs, hparams=(("alpha", alpha),), selection=True, defaults=LIBRARY,
         )
         for name in relative_methods()
         for alpha in STRENGTH_VALUES

@@ -57,6 +57,17 @@ flags.DEFINE_string(
     os.path.join(SOURCES, "tin32_cifar_resnet20_pgd_priorbias_e10_b128_lr0.1_s0.keras"),
     "The PGD source of DSD (benchmarks/sources.py --loss=pgd --head_bias=prior).",
 )
+flags.DEFINE_string(
+    "near_cross_entropy_source",
+    os.path.join(SOURCES, "tinA32_cifar_resnet20_cross_entropy_e20_b128_lr0.1_s0.keras"),
+    "The cross-entropy source of the near-transfer target tin-b, pre-trained on Tiny-ImageNet's half A "
+    "(benchmarks/sources.py --half=A).",
+)
+flags.DEFINE_string(
+    "near_pgd_source",
+    os.path.join(SOURCES, "tinA32_cifar_resnet20_pgd_priorbias_e20_b128_lr0.1_s0.keras"),
+    "The PGD source of tin-b (benchmarks/sources.py --half=A --loss=pgd --head_bias=prior).",
+)
 flags.DEFINE_integer(
     "seeds", 3, "Seeds per entry (a test table in plans.Settings.table_seeds has its own).", lower_bound=1
 )
@@ -83,6 +94,7 @@ flags.DEFINE_integer("verbose", 0, "Keras fit verbosity.", lower_bound=0, upper_
 def settings_from(fv):
     return plans.Settings(
         sources=(("cross_entropy", fv.cross_entropy_source), ("pgd", fv.pgd_source)),
+        near_sources=(("cross_entropy", fv.near_cross_entropy_source), ("pgd", fv.near_pgd_source)),
         data_root=fv.data_root,
         runs_dir=os.path.join(fv.runs_dir, "quick") if fv.quick else fv.runs_dir,
         seeds=1 if fv.quick else fv.seeds,

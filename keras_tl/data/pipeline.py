@@ -111,6 +111,7 @@ def load(
     per_class=None,
     fraction=None,
     complement=False,
+    max_per_class=None,
     seed=0,
     data_dir=None,
     check_images=True,
@@ -151,6 +152,8 @@ def load(
         fraction: keep this fraction of each class (few-shot, fraction).
         complement: keep the examples the `per_class` / `fraction` sample of `seed` leaves
             out instead: a held-out set from the same split, disjoint from that sample.
+        max_per_class: at most this many examples per class of what is left (a seeded sample),
+            e.g. a validation set of bounded size from a large complement; None: all.
         seed: seed of the few-shot sample and of shuffling/augmentation.
         data_dir: where tfds data sets are prepared.
         check_images: decode every image once up front and skip the unreadable ones (one
@@ -203,6 +206,10 @@ def load(
         chosen = few_shot_indices(labels, per_class=per_class, fraction=fraction, seed=seed)
         if complement:
             chosen = np.setdiff1d(np.arange(len(labels)), chosen)
+        indices = (np.arange(len(labels)) if indices is None else indices)[chosen]
+        labels = labels[chosen]
+    if max_per_class is not None:
+        chosen = few_shot_indices(labels, per_class=max_per_class, seed=seed)
         indices = (np.arange(len(labels)) if indices is None else indices)[chosen]
         labels = labels[chosen]
     if len(labels) == 0:

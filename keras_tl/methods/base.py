@@ -140,6 +140,7 @@ class Method:
         cross_backend: which of its benchmark rows (`False`: plain, `True`: under DTNH) the
             benchmark also runs on the JAX backend, to compare the backends.
         freeze_backbone, keep_source_head, keep_source: what it asks of the `TransferModel`.
+        needs_validation: it chooses or learns on held-out data (`fine_tune(validation_data=)`).
 
     Fields: its hyperparameters (each subclass's), and `dtnh`: combine the terms' gradient with
     the empirical loss's by `keras_tl.gradients.DTNH` (the `+dtnh` suffix of `get`).
@@ -163,6 +164,7 @@ class Method:
     freeze_backbone = False
     keep_source_head = False
     keep_source = False
+    needs_validation = False
 
     dtnh: bool = dataclasses.field(default=False, kw_only=True)
 

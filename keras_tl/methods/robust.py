@@ -77,6 +77,7 @@ class LPFT(Constrained):
     display_name = "LP-FT"
     reference = "Kumar et al. ICLR 2022, Sec. 3"
     rule = "the head fitted on frozen features (logistic regression, C on validation), then all fine-tuned"
+    needs_validation = True
 
     C: float = 0.0
 
@@ -117,6 +118,7 @@ class WiSEFT(Constrained):
     display_name = "WiSE-FT"
     reference = "Wortsman et al. CVPR 2022, Sec. 2"
     rule = "fine-tune, then θ = (1 − α)·θ_source + α·θ_ft, α chosen on validation"
+    needs_validation = True
 
     alpha: float = None
 
@@ -159,6 +161,7 @@ class TPGM(Constrained):
     rule = "θ ← θ0 + min(1, γ_l/‖θ − θ0‖)(θ − θ0), radii γ_l learned on held-out batches"
     # θ0 from the checkpointed source copy: a resumed run projects towards the source, not the restart.
     keep_source = True
+    needs_validation = True
 
     norm: str = "mars"
     proj_lr: float = 0.01
