@@ -8,6 +8,7 @@ from keras_tl import (
     gradients,
     losses,
     methods,
+    optimizers,
     regularizers,
     relationship,
     semantic,
