@@ -23,7 +23,11 @@ def auto_rgn_scales(gradient_norms, weight_norms):
     """
     gradient_norms = np.asarray(gradient_norms, dtype="float64")
     weight_norms = np.asarray(weight_norms, dtype="float64")
-    if gradient_norms.ndim != 2 or gradient_norms.shape[0] == 0 or gradient_norms.shape[1:] != weight_norms.shape:
+    if (
+        gradient_norms.ndim != 2
+        or gradient_norms.shape[0] == 0
+        or gradient_norms.shape[1:] != weight_norms.shape
+    ):
         raise ValueError(
             "Expected gradient_norms of shape (batches >= 1, variables) and weight_norms of shape (variables,). "
             f"Received: gradient_norms.shape={gradient_norms.shape}, weight_norms.shape={weight_norms.shape}"
@@ -102,7 +106,9 @@ class AutoRGN(OptimizerWrapper):
     def build_state(self, var_list):
         initial = np.array([1.0 if self.ranks(v) else 0.0 for v in var_list], dtype="float32")
         self._scales = self.add_variable(
-            (len(var_list),), initializer=lambda shape, dtype=None: ops.cast(initial, dtype), name="rgn_scales"
+            (len(var_list),),
+            initializer=lambda shape, dtype=None: ops.cast(initial, dtype),
+            name="rgn_scales",
         )
 
     @property
@@ -117,7 +123,9 @@ class AutoRGN(OptimizerWrapper):
         Returns the scales in the order of `variables`.
         """
         if not self.built:
-            raise ValueError("Expected a built AutoRGN. Call optimizer.build(model.trainable_variables) first.")
+            raise ValueError(
+                "Expected a built AutoRGN. Call optimizer.build(model.trainable_variables) first."
+            )
         positions = [self._positions.get(id(v)) for v in variables]
         if None in positions or sorted(positions) != list(range(len(self._positions))):
             raise ValueError(

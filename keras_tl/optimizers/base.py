@@ -180,19 +180,24 @@ class OptimizerWrapper(keras.optimizers.Optimizer):
             if c
         ]
         self.update(entries)
-        for (_, _, variable, _) in entries:
+        for _, _, variable, _ in entries:
             if variable.constraint is not None:
                 variable.assign(variable.constraint(variable))
 
     # ------------------------------------------------------------------ serialization
 
     def get_config(self):
-        return {"name": self.name, "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer)}
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+        }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        inner = keras.saving.deserialize_keras_object(config.pop("inner_optimizer"), custom_objects=custom_objects)
+        inner = keras.saving.deserialize_keras_object(
+            config.pop("inner_optimizer"), custom_objects=custom_objects
+        )
         return cls(inner, **config)
 
 
@@ -237,7 +242,17 @@ class AnchoredWrapper(OptimizerWrapper):
                 value = (lambda a: lambda shape, dtype=None: ops.cast(a, dtype))(given[variable.path])
             anchors.append(self.add_variable_from_reference(variable, name="anchor", initializer=value))
         self._anchor_values = None
+        self._anchors = anchors
         return anchors
+
+    def anchor(self, variable):
+        """The anchor θ0 (an optimizer variable) of a model variable, `None` if it is excluded."""
+        if not self.built or id(variable) not in self._positions:
+            raise ValueError(
+                f"Expected a variable {type(self).__name__} was built with. Received: {variable.path!r}"
+                + ("" if self.built else " (the optimizer is not built yet)")
+            )
+        return self._anchors[self._positions[id(variable)]]
 
     def _check_given_anchors(self, var_list, given):
         paths = {v.path for v in var_list}

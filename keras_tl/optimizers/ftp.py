@@ -95,10 +95,12 @@ class FTP(AnchoredWrapper):
         self.k = check_number("k", k, minimum=0)
         if self.k > 1:
             raise ValueError(f"Expected 0 <= k <= 1 (a float). Received: k={k!r}")
-        self.gamma_learning_rate = check_number("gamma_learning_rate", gamma_learning_rate, minimum=0, exclusive=True)
+        self.gamma_learning_rate = check_number(
+            "gamma_learning_rate", gamma_learning_rate, minimum=0, exclusive=True
+        )
 
     def build_state(self, var_list):
-        self._anchors = self.add_anchors(var_list)
+        self.add_anchors(var_list)
         self._offsets = [
             self.add_variable_from_reference(v, name="previous_offset") if s else None
             for v, s in zip(var_list, self._selected, strict=True)

@@ -83,7 +83,7 @@ class SPD(AnchoredWrapper):
         self.strength = check_number("strength", strength, minimum=0)
 
     def build_state(self, var_list):
-        self._anchors = self.add_anchors(var_list)
+        self.add_anchors(var_list)
 
     def update(self, entries):
         for position, gradient, variable, previous in entries:

@@ -173,3 +173,18 @@ class TensorFlowTransferTrainer:
         _build_state_outside_trace(self, y, values["logits"], optimizer=False)
         terms = _logged(self.regularization_terms(values), self.active_regularizers, _replicas())
         return self._update_trackers(x, y, values["logits"], sample_weight, empirical * _replicas(), terms)
+
+
+def loss_gradients(model, x, y, sample_weight=None):
+    """∇ of `model`'s compiled loss (times its optimizer's loss scale) on one batch, in training mode.
+
+    The data pass of `keras_tl.callbacks.AutoRGNScales`; like a train step's forward pass, it
+    updates BatchNorm's moving statistics.
+    """
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        if model.optimizer is not None:
+            loss = model.optimizer.scale_loss(loss)
+    return _zeros_for_none(tape.gradient(loss, variables), variables)

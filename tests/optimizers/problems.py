@@ -91,4 +91,7 @@ def batches(x, y, batch_size):
 
 def regression_weights(model):
     layer = model.layers[0]
-    return {"kernel": keras.ops.convert_to_numpy(layer.kernel), "bias": keras.ops.convert_to_numpy(layer.bias)}
+    return {
+        "kernel": keras.ops.convert_to_numpy(layer.kernel),
+        "bias": keras.ops.convert_to_numpy(layer.bias),
+    }

@@ -72,7 +72,9 @@ def test_explicit_anchors():
         np.testing.assert_allclose(ours[name], anchors[name], atol=1e-6)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="stateless_apply is the JAX trainer's path; TF optimizers refuse it")
+@pytest.mark.skipif(
+    BACKEND != "jax", reason="stateless_apply is the JAX trainer's path; TF optimizers refuse it"
+)
 def test_stateless_apply_equals_apply():
     problem = problems.Quadratic(seed=5)
     stateful = problem.run(FTP(keras.optimizers.SGD(0.05, momentum=0.9)), 4)
@@ -104,12 +106,19 @@ def test_fit_matches_the_official_update_on_a_regression():
     )
     ours = problems.regression_weights(model)
     for name, value in params.items():
-        np.testing.assert_allclose(ours[name], reference.from_torch(value), rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(
+            ours[name], reference.from_torch(value), rtol=1e-5, atol=1e-6, err_msg=name
+        )
 
 
 def test_config_round_trip():
-    optimizer = FTP(keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.01, 100), momentum=0.9),
-                    k=0.5, gamma_learning_rate=0.02, exclude=("^head/",), name="ftp_x")
+    optimizer = FTP(
+        keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.01, 100), momentum=0.9),
+        k=0.5,
+        gamma_learning_rate=0.02,
+        exclude=("^head/",),
+        name="ftp_x",
+    )
     config = optimizer.get_config()
     assert json.loads(json.dumps(config)) == config
     assert config["k"] == 0.5 and config["exclude"] == ["^head/"] and config["name"] == "ftp_x"
@@ -124,10 +133,26 @@ def test_config_round_trip():
         ({"k": -0.1}, ValueError, r"Expected k >= 0 \(a float\). Received: k=-0.1"),
         ({"k": 1.5}, ValueError, r"Expected 0 <= k <= 1 \(a float\). Received: k=1.5"),
         ({"gamma_learning_rate": 0}, ValueError, r"Expected gamma_learning_rate > 0 \(a float\). Received"),
-        ({"exclude": "head"}, ValueError, r"Expected exclude to be a list of regular expressions .* Received: exclude='head'"),
-        ({"exclude": ["("]}, ValueError, r"Expected exclude to be a list of regular expressions \(missing \)"),
-        ({"anchors": [1.0]}, ValueError, r"Expected anchors to be None or a dict .* Received: anchors=\[1.0\]"),
-        ({"weight_decay": 0.1}, ValueError, r"Expected no base optimizer arguments on FTP: .* Received: weight_decay=0.1"),
+        (
+            {"exclude": "head"},
+            ValueError,
+            r"Expected exclude to be a list of regular expressions .* Received: exclude='head'",
+        ),
+        (
+            {"exclude": ["("]},
+            ValueError,
+            r"Expected exclude to be a list of regular expressions \(missing \)",
+        ),
+        (
+            {"anchors": [1.0]},
+            ValueError,
+            r"Expected anchors to be None or a dict .* Received: anchors=\[1.0\]",
+        ),
+        (
+            {"weight_decay": 0.1},
+            ValueError,
+            r"Expected no base optimizer arguments on FTP: .* Received: weight_decay=0.1",
+        ),
     ],
 )
 def test_invalid_arguments(kwargs, error, message):
@@ -136,7 +161,9 @@ def test_invalid_arguments(kwargs, error, message):
 
 
 def test_invalid_inner_optimizers():
-    with pytest.raises(TypeError, match=r"Expected inner_optimizer to be a keras.optimizers.Optimizer instance"):
+    with pytest.raises(
+        TypeError, match=r"Expected inner_optimizer to be a keras.optimizers.Optimizer instance"
+    ):
         FTP("sgd")
     with pytest.raises(ValueError, match=r"wrap the other way round, LossScaleOptimizer\(FTP\(...\)\)"):
         FTP(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)))
@@ -151,11 +178,16 @@ def test_anchor_errors_name_every_variable():
     anchors = {n: v for n, v in problem.start.items() if n != "bias"}
     anchors["conv_kernel"] = anchors["conv_kernel"][..., :2]
     anchors["nope"] = np.zeros(3)
-    with pytest.raises(ValueError, match=r"missing=\['bias'\], unknown=\['nope'\], shape mismatches=\['conv_kernel"):
+    with pytest.raises(
+        ValueError, match=r"missing=\['bias'\], unknown=\['nope'\], shape mismatches=\['conv_kernel"
+    ):
         FTP(keras.optimizers.SGD(0.1), anchors=anchors).build(problem.variables())
     # An excluded variable needs no anchor.
-    FTP(keras.optimizers.SGD(0.1), anchors={n: v for n, v in problem.start.items() if n != "bias"},
-        exclude=("bias",)).build(problem.variables())
+    FTP(
+        keras.optimizers.SGD(0.1),
+        anchors={n: v for n, v in problem.start.items() if n != "bias"},
+        exclude=("bias",),
+    ).build(problem.variables())
 
 
 def test_exported():

@@ -19,7 +19,9 @@ def test_adam_steps_match_the_official_adam_spd():
     problem = problems.Quadratic(seed=0, return_after=4)
     ours = problem.run(SPD(keras.optimizers.Adam(0.1, epsilon=EPSILON), strength=0.7), STEPS)
     problem.reset()
-    expected, decays = reference.adam_spd(problem.start, problem.gradients, STEPS, lr=0.1, weight_decay=0.7, eps=EPSILON)
+    expected, decays = reference.adam_spd(
+        problem.start, problem.gradients, STEPS, lr=0.1, weight_decay=0.7, eps=EPSILON
+    )
     for name in problems.SHAPES:
         # Adam's float32 steps m/√v are sensitive where the gradient is near 0.
         np.testing.assert_allclose(ours[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
@@ -61,7 +63,9 @@ def test_excluded_variables_take_the_inner_step():
     assert np.abs(ours["bias"] - plain["bias"]).max() > 1e-3
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="stateless_apply is the JAX trainer's path; TF optimizers refuse it")
+@pytest.mark.skipif(
+    BACKEND != "jax", reason="stateless_apply is the JAX trainer's path; TF optimizers refuse it"
+)
 def test_stateless_apply_equals_apply():
     problem = problems.Quadratic(seed=5)
     stateful = problem.run(SPD(keras.optimizers.SGD(0.3, momentum=0.9)), 5)
@@ -113,7 +117,9 @@ def test_invalid_arguments(kwargs, message):
 
 
 def test_invalid_inner_optimizer():
-    with pytest.raises(TypeError, match=r"Expected inner_optimizer to be a keras.optimizers.Optimizer instance"):
+    with pytest.raises(
+        TypeError, match=r"Expected inner_optimizer to be a keras.optimizers.Optimizer instance"
+    ):
         SPD(None)
     built = keras.optimizers.SGD(0.1)
     built.build([keras.Variable(np.zeros(2))])
