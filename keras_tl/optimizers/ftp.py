@@ -117,7 +117,7 @@ class FTP(AnchoredWrapper):
 
     @property
     def gamma(self):
-        """γ of each projected variable, in the order of the variables the optimizer was built with."""
+        """γ of each projected variable (the excluded have none), in the order the optimizer was built with."""
         return self._gamma
 
     def update(self, entries):

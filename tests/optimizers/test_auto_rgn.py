@@ -171,6 +171,28 @@ def test_invalid_arguments():
         optimizer.set_scales(model.trainable_variables[:2], np.ones((1, 2)), np.ones(2))
 
 
+def test_a_dataset_of_batches_gives_the_same_scales_as_arrays():
+    import tensorflow as tf
+
+    x, y = data()
+    scales = []
+    for source in ((x, y), tf.data.Dataset.from_tensor_slices((x, y)).batch(4), problems_batches(x, y)):
+        model = chain_model()
+        model.compile(optimizer=AutoRGN(keras.optimizers.SGD(0.0)), loss="sparse_categorical_crossentropy")
+        callback = AutoRGNScales(source, num_batches=2, batch_size=4 if isinstance(source, tuple) else None)
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
+        scales.append({short(p): s for p, s in callback.scales.items()})
+    assert scales[1] == pytest.approx(scales[0], rel=1e-6) and scales[2] == pytest.approx(scales[0], rel=1e-6)
+    model = chain_model()
+    model.compile(optimizer=AutoRGN(keras.optimizers.SGD(0.0)), loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"Expected data with at least one batch"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[AutoRGNScales([])])
+
+
+def problems_batches(x, y):
+    return [(x[i : i + 4], y[i : i + 4]) for i in range(0, len(x), 4)]
+
+
 def test_callback_needs_an_auto_rgn():
     x, y = data()
     model = chain_model()

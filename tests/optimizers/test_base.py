@@ -192,3 +192,16 @@ def test_anchor_of_an_unknown_variable():
         ValueError, match=r"Expected a variable SPD was built with. Received: 'w' \(the optimizer"
     ):
         optimizer.anchor(variable)
+
+
+def test_the_inner_loss_scale_factor_is_used_once():
+    inner = keras.optimizers.SGD(0.1, loss_scale_factor=8.0)
+    optimizer = SPD(inner)
+    assert optimizer.loss_scale_factor == 8.0
+    assert float(keras.ops.convert_to_numpy(optimizer.scale_loss(1.0))) == 8.0
+    variable = keras.Variable(np.ones(2, "float32"), name="w")
+    optimizer.apply([np.full(2, 8.0, "float32")], [variable])  # the gradient of 8 × loss
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [0.9, 0.9], rtol=1e-6)
+    # A LossScaleOptimizer around the wrapper scales instead: the inner optimizer must not unscale too.
+    keras.optimizers.LossScaleOptimizer(FTP(inner := keras.optimizers.SGD(0.1, loss_scale_factor=8.0)))
+    assert inner.loss_scale_factor is None
