@@ -9,10 +9,10 @@ import keras
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
     from keras_tl.trainers.tensorflow import TensorFlowTransferTrainer as TransferTrainer
-    from keras_tl.trainers.tensorflow import compile_function
+    from keras_tl.trainers.tensorflow import compile_function, loss_gradients
 elif _BACKEND == "jax":
     from keras_tl.trainers.jax import JAXTransferTrainer as TransferTrainer
-    from keras_tl.trainers.jax import compile_function
+    from keras_tl.trainers.jax import compile_function, loss_gradients
 else:
     from keras_tl.trainers.unsupported import UnsupportedTransferTrainer as TransferTrainer
-    from keras_tl.trainers.unsupported import compile_function
+    from keras_tl.trainers.unsupported import compile_function, loss_gradients

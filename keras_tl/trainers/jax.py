@@ -1,5 +1,7 @@
 """JAX train/test steps for `TransferModel`: stateless, `jax.value_and_grad` / `jax.vjp`."""
 
+import weakref
+
 import jax
 import jax.numpy as jnp
 import keras
@@ -113,3 +115,48 @@ class JAXTransferTrainer:
 def compile_function(fn):
     """`fn` (keras.ops on arrays) compiled by XLA: callbacks' per-step math, outside `train_step`."""
     return jax.jit(fn)
+
+
+# One compiled gradient pass per model: `keras_tl.callbacks.AutoRGNScales` calls it every epoch.
+_LOSS_GRADIENT_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _loss_gradient_function(model):
+    trainable_variables, non_trainable_variables = model.trainable_variables, model.non_trainable_variables
+
+    def scaled_loss(trainable, non_trainable, x, y, sample_weight, scale):
+        mapping = list(zip(trainable_variables, trainable, strict=True))
+        mapping += list(zip(non_trainable_variables, non_trainable, strict=True))
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        return scale * loss, _scoped_values(scope, non_trainable_variables, non_trainable)
+
+    return jax.jit(jax.value_and_grad(scaled_loss, has_aux=True))
+
+
+def loss_gradients(model, x, y, sample_weight=None):
+    """∇ of `model`'s compiled loss (times its optimizer's loss scale) on one batch, in training mode.
+
+    The data pass of `keras_tl.callbacks.AutoRGNScales`; the non-trainable values the
+    forward pass changes (BatchNorm's moving statistics) are written back, as on TensorFlow.
+    """
+    # Rebuilt when the variables change (a layer frozen or unfrozen between two fits).
+    key = tuple(id(v) for v in model.trainable_variables + model.non_trainable_variables)
+    cached = _LOSS_GRADIENT_FUNCTIONS.get(model)
+    if cached is None or cached[0] != key:
+        _LOSS_GRADIENT_FUNCTIONS[model] = cached = (key, _loss_gradient_function(model))
+    scale = jnp.ones((), "float32")
+    if model.optimizer is not None:
+        scale = model.optimizer.scale_loss(scale)
+    (_, updated), gradients = cached[1](
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        x,
+        y,
+        sample_weight,
+        scale,
+    )
+    for variable, value in zip(model.non_trainable_variables, updated, strict=True):
+        variable.assign(value)
+    return gradients

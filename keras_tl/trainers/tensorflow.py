@@ -171,3 +171,18 @@ class TensorFlowTransferTrainer:
 def compile_function(fn):
     """`fn` (keras.ops on tensors) traced into one graph: callbacks' per-step math, outside `train_step`."""
     return tf.function(fn, reduce_retracing=True)
+
+
+def loss_gradients(model, x, y, sample_weight=None):
+    """∇ of `model`'s compiled loss (times its optimizer's loss scale) on one batch, in training mode.
+
+    The data pass of `keras_tl.callbacks.AutoRGNScales`; like a train step's forward pass, it
+    updates BatchNorm's moving statistics.
+    """
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        if model.optimizer is not None:
+            loss = model.optimizer.scale_loss(loss)
+    return _zeros_for_none(tape.gradient(loss, variables), variables)
