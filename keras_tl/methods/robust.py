@@ -15,6 +15,7 @@ import numpy as np
 from keras_tl.api_export import keras_tl_export
 from keras_tl.methods.base import Claim, Method
 from keras_tl.methods.registry import get, names, register
+from keras_tl.utils.validation import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class LPFT(Constrained):
             with np.load(cache) as saved:
                 return saved["kernel"], saved["bias"]
         kwargs = {"Cs": (self.C,)} if self.C > 0 else {"validation_data": context.require_validation(self)}
-        (kernel, bias), selection = linear_probe.fit_head(context.source, train, num_classes=train.num_classes, **kwargs)
+        (kernel, bias), selection = linear_probe.fit_head(
+            context.source, train, num_classes=train.num_classes, **kwargs
+        )
         logger.info("LP-FT: linear probe with C=%g, validation top-1 %s", selection["C"], selection["top1"])
         if cache:
             os.makedirs(context.cache_dir, exist_ok=True)
@@ -135,7 +138,9 @@ class WiSEFT(Constrained):
             alphas, validation = interpolation.DEFAULT_ALPHAS, context.require_validation(self)
         else:
             alphas, validation = (self.alpha,), None
-        model, selection = interpolation.wise_ft(model, alphas, validation_data=validation, source=context.source, inplace=True)
+        model, selection = interpolation.wise_ft(
+            model, alphas, validation_data=validation, source=context.source, inplace=True
+        )
         logger.info("WiSE-FT: alpha=%s (validation top-1 %s)", selection["alpha"], selection["top1"])
         return model, {"wise_ft/alpha": selection["alpha"], "wise_ft/top1": selection["top1"]}
 
@@ -173,7 +178,9 @@ class TPGM(Constrained):
 
         context = setup.context if setup is not None else None
         if context is None:
-            raise ValueError("Expected the method's setup (it holds the validation data TPGM learns its radii on).")
+            raise ValueError(
+                "Expected the method's setup (it holds the validation data TPGM learns its radii on)."
+            )
         projection = TPGMCallback(
             validation_data=context.require_validation(self),
             norm=self.norm,
@@ -183,3 +190,121 @@ class TPGM(Constrained):
             batch_size=getattr(context.train, "batch_size", None) or 64,
         )
         return super().callbacks(epochs, steps_per_epoch, setup) + [projection]
+
+
+@keras_tl_export("keras_tl.methods.FTP", package="keras_tl.methods")
+@register
+class FTP(Constrained):
+    """FTP: each backbone variable kept within a learned distance γ_l of the source, γ from the loss itself.
+
+    The base method's optimizer wrapped in `keras_tl.optimizers.FTP`: after each step
+    θ ← θ0 + min(1, γ_l/‖θ − θ0‖)(θ − θ0) (MARS norm per output unit), γ_l following Adam on
+    the hypergradient of the training loss through the previous projection; no held-out data.
+    The new head is not projected, as the official run excludes `module.head` (θ0 of the
+    backbone: its values when the optimizer is built, the source's). Reference: Tian et al.,
+    "Fast Trainable Projection for Robust Fine-Tuning", NeurIPS 2023, Algorithm 1; GT-RIPL/FTP.
+
+    Example:
+    >>> keras_tl.fine_tune("ftp", source, train, epochs=20)
+    """
+
+    name = "ftp"
+    display_name = "FTP"
+    reference = "Tian et al. NeurIPS 2023, Alg. 1"
+    rule = "θ ← θ0 + min(1, γ_l/‖θ − θ0‖)(θ − θ0) after each step, γ_l by Adam on the loss's hypergradient"
+
+    k: float = 1.0
+    gamma_learning_rate: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("k", self.k, minimum=0, maximum=1)
+        check_number("gamma_learning_rate", self.gamma_learning_rate, minimum=0, exclusive=True)
+
+    def optimizer(self, optimizer):
+        from keras_tl import optimizers
+
+        return optimizers.FTP(
+            super().optimizer(optimizer),
+            k=self.k,
+            gamma_learning_rate=self.gamma_learning_rate,
+            exclude=("^head/",),
+        )
+
+
+@keras_tl_export("keras_tl.methods.SPD", package="keras_tl.methods")
+@register
+class SPD(Constrained):
+    """SPD: a decay towards the source applied only to the variables whose step is inconsistent.
+
+    The base method's optimizer wrapped in `keras_tl.optimizers.SPD`: after each step, a
+    variable whose gradient points back to the source (c = −⟨g, θ_{t−1} − θ0⟩ < 0) while its
+    step still moved away (r = clip((‖θ̃ − θ0‖ − ‖θ_{t−1} − θ0‖)/‖θ̃ − θ0‖, 0, 1) > 0) is pulled
+    back, θ ← θ̃ − λ·r·(θ̃ − θ0), λ = `strength` (1: back to its previous distance). Every
+    variable is decayed, the new head towards its initialisation, as the official README
+    passes all parameters. Reference: Tian, Huang and Kira, "Rethinking Weight Decay for
+    Robust Fine-Tuning of Foundation Models", NeurIPS 2024, Sec. 3, Alg. 1;
+    GT-RIPL/Selective-Projection-Decay.
+
+    Example:
+    >>> keras_tl.fine_tune("spd", source, train, epochs=20)
+    """
+
+    name = "spd"
+    display_name = "SPD"
+    reference = "Tian et al. NeurIPS 2024, Alg. 1"
+    rule = "θ ← θ̃ − λ·r·(θ̃ − θ0) where the gradient points to the source but the step moved away"
+
+    strength: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("strength", self.strength, minimum=0)
+
+    def optimizer(self, optimizer):
+        from keras_tl import optimizers
+
+        return optimizers.SPD(super().optimizer(optimizer), strength=self.strength)
+
+
+@keras_tl_export("keras_tl.methods.Surgical", package="keras_tl.methods")
+@register
+class Surgical(Constrained):
+    """Surgical fine-tuning (Auto-RGN): each variable's learning rate scaled by its relative gradient norm.
+
+    The base method's optimizer wrapped in `keras_tl.optimizers.AutoRGN`, its scales
+    RGN_l / max RGN (RGN_l = ‖g_l‖/‖θ_l‖ over `num_batches` training batches) refreshed at
+    the start of every epoch by `keras_tl.callbacks.AutoRGNScales`; BatchNormalization's γ, β
+    are not trained (the official code leaves parameters named "bn" out). Reference: Lee et
+    al., "Surgical Fine-Tuning Improves Adaptation to Distribution Shifts", ICLR 2023, Sec. 5;
+    anniesch/surgical-finetuning.
+
+    Example:
+    >>> keras_tl.fine_tune("surgical", source, train, epochs=20)
+    """
+
+    name = "surgical"
+    display_name = "Surgical (Auto-RGN)"
+    reference = "Lee et al. ICLR 2023, Sec. 5"
+    rule = "lr_l = lr · RGN_l / max RGN, RGN_l = ‖g_l‖/‖θ_l‖ on a few batches each epoch"
+
+    num_batches: int = 5
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("num_batches", self.num_batches, minimum=1, integer=True)
+
+    def optimizer(self, optimizer):
+        from keras_tl import optimizers
+
+        return optimizers.AutoRGN(super().optimizer(optimizer), frozen=("_bn/",))
+
+    def callbacks(self, epochs, steps_per_epoch, setup=None):
+        from keras_tl.callbacks import AutoRGNScales
+
+        context = setup.context if setup is not None else None
+        if context is None:
+            raise ValueError("Expected the method's setup (it holds the training batches Auto-RGN measures).")
+        train = context.require_train(self)
+        scales = AutoRGNScales(getattr(train, "dataset", train), num_batches=self.num_batches)
+        return super().callbacks(epochs, steps_per_epoch, setup) + [scales]
