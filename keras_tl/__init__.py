@@ -13,12 +13,14 @@ from keras_tl import (
     pretraining,
     regularizers,
     relationship,
+    selection,
     semantic,
 )
 from keras_tl.api_export import public_names
 from keras_tl.fine_tuning import fine_tune
 from keras_tl.models import TransferModel
 from keras_tl.pretraining import pretrain
+from keras_tl.selection import select
 
 __version__ = "0.2.0"
 
@@ -38,6 +40,7 @@ _SUBMODULES = (
     "pretraining",
     "regularizers",
     "relationship",
+    "selection",
     "semantic",
     *_LAZY_SUBMODULES,
 )
