@@ -66,6 +66,26 @@ def cost_of(rows, epochs, steps_per_epoch, planned_epochs):
     }
 
 
+def markdown(summary):
+    """A search as markdown, from `SelectionResult.get_config()` (as results.json holds it)."""
+    chosen = Candidate(summary["method"], summary["hparams"]).name
+    reference = summary["reference_top1"]
+    reference = "diverged" if reference is None else f"{100 * reference:.1f} %"
+    cost = summary["cost"]
+    lines = [
+        f"Chosen: {chosen}, validation top-1 {100 * summary['validation_top1']:.1f} % (L2: {reference}); cost "
+        f"{cost['ratio']:.2f} L2 runs ({cost['training_steps']} training steps; preparation and model builds "
+        f"{cost['setup_seconds']:.0f} s)",
+        "",
+        "| candidate | rung | epochs | val top-1 (%) | status |",
+        "|---|---|---|---|---|",
+    ]
+    for row in summary["table"]:
+        score = "" if row["val_top1"] is None else f"{100 * row['val_top1']:.1f}"
+        lines.append(f"| {row['candidate']} | {row['rung']} | {row['epochs']} | {score} | {row['status']} |")
+    return "\n".join(lines)
+
+
 @keras_tl_export("keras_tl.selection.SelectionResult")
 @dataclasses.dataclass
 class SelectionResult:
@@ -103,21 +123,8 @@ class SelectionResult:
     directory: str
 
     def markdown(self):
-        """The table of what was tried, chosen method and cost first."""
-        chosen = Candidate(self.method.label, dict(self.method.hparams)).name
-        reference = "diverged" if self.reference_top1 is None else f"{100 * self.reference_top1:.1f} %"
-        lines = [
-            f"Chosen: {chosen}, validation top-1 {100 * self.validation_top1:.1f} % (L2: {reference}); cost "
-            f"{self.cost['ratio']:.2f} L2 runs ({self.cost['training_steps']} training steps; preparation "
-            f"{self.cost['setup_seconds']:.0f} s)",
-            "",
-            "| candidate | rung | epochs | val top-1 (%) | status |",
-            "|---|---|---|---|---|",
-        ]
-        for row in self.table:
-            score = "" if row["val_top1"] is None else f"{100 * row['val_top1']:.1f}"
-            lines.append(f"| {row['candidate']} | {row['rung']} | {row['epochs']} | {score} | {row['status']} |")
-        return "\n".join(lines)
+        """The table of what was tried, the chosen method and the cost first (see `markdown`)."""
+        return markdown(self.get_config())
 
     def get_config(self):
         """Everything but the model, JSON-safe (`apps.finetune` writes it to results.json)."""
