@@ -97,8 +97,14 @@ def select_and_evaluate(config, source, train, validation, eval_data, ten_crop_d
         distribute=c.distribute,
         verbose=1 if c.verbose else 0,
     )
-    record = {"seed": seed, "seconds": round(time.perf_counter() - start, 2), "selected": result.method.label,
-              "hparams": dict(result.method.hparams), "selection": result.get_config(), "history": result.history}
+    record = {
+        "seed": seed,
+        "seconds": round(time.perf_counter() - start, 2),
+        "selected": result.method.label,
+        "hparams": dict(result.method.hparams),
+        "selection": result.get_config(),
+        "history": result.history,
+    }
     record.update(tl_data.evaluate(result.model, eval_data.dataset, eval_data.num_classes))
     if ten_crop_data is not None:
         ten = tl_data.evaluate(result.model, ten_crop_data.dataset, ten_crop_data.num_classes)

@@ -50,7 +50,9 @@ class Candidate:
         shown = dict(self.hparams)
         if cls.coefficient and cls.coefficient not in shown:
             shown = {cls.coefficient: cls.defaults()[cls.coefficient], **shown}
-        text = ", ".join(f"{key}={value:g}" if _is_number(value) else f"{key}={value}" for key, value in shown.items())
+        text = ", ".join(
+            f"{key}={value:g}" if _is_number(value) else f"{key}={value}" for key, value in shown.items()
+        )
         return cls.display(dtnh) + (f" ({text})" if text else "")
 
     def get_config(self):
@@ -93,7 +95,10 @@ def default_candidates(batch_size=None):
         if not cls.coefficient:
             first.append(Candidate(name))
             continue
-        first += [Candidate(name, {cls.coefficient: coefficient_value(cls, batch_size, f)}) for f in cls.select_factors]
+        first += [
+            Candidate(name, {cls.coefficient: coefficient_value(cls, batch_size, f)})
+            for f in cls.select_factors
+        ]
         for factor in cls.grid_factors:
             if factor not in cls.select_factors:
                 candidate = Candidate(name, {cls.coefficient: coefficient_value(cls, batch_size, factor)})
@@ -147,7 +152,9 @@ def rungs(num_candidates, epochs):
     """
     final = min(num_candidates, 2)
     targets = [max(1, epochs // ETA ** (NUM_RUNGS - 1 - r)) for r in range(NUM_RUNGS)]
-    sizes = [num_candidates] + [max(final, math.ceil(num_candidates / ETA**r)) for r in range(1, NUM_RUNGS - 1)]
+    sizes = [num_candidates] + [
+        max(final, math.ceil(num_candidates / ETA**r)) for r in range(1, NUM_RUNGS - 1)
+    ]
     found = []
     for target, size in zip(targets, sizes + [final], strict=True):
         if found and target == found[-1].epochs:

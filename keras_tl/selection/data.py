@@ -45,12 +45,17 @@ def splits(train, validation, batch_size=32, seed=0):
                 f"Expected a validation split with a keras_tl.data.Split as train (a fraction is held out of "
                 f"in-memory arrays only): {VALIDATION_HINT}. Received: validation={validation!r}"
             )
-        return train, (validation if is_split(validation) else _split(*_arrays(validation, "validation"), batch_size,
-                                                                       seed, training=False))
+        return train, (
+            validation
+            if is_split(validation)
+            else _split(*_arrays(validation, "validation"), batch_size, seed, False, train.num_classes)
+        )
     x, y = _arrays(train, "train")
     if validation is None:
-        raise ValueError(f"Expected validation: a fraction of train to hold out (e.g. 0.2), or {VALIDATION_HINT}. "
-                         "Received: validation=None")
+        raise ValueError(
+            f"Expected validation: a fraction of train to hold out (e.g. 0.2), or {VALIDATION_HINT}. "
+            "Received: validation=None"
+        )
     if fraction:
         if not 0.0 < validation < 1.0:
             raise ValueError(f"Expected 0 < validation < 1 (a fraction). Received: validation={validation!r}")
@@ -59,13 +64,17 @@ def splits(train, validation, batch_size=32, seed=0):
         held = few_shot_indices(y, fraction=float(validation), seed=seed)
         kept = np.setdiff1d(np.arange(len(y)), held)
         num_classes = int(y.max()) + 1
-        return (_split(x[kept], y[kept], batch_size, seed, True, num_classes),
-                _split(x[held], y[held], batch_size, seed, False, num_classes))
+        return (
+            _split(x[kept], y[kept], batch_size, seed, True, num_classes),
+            _split(x[held], y[held], batch_size, seed, False, num_classes),
+        )
     if is_split(validation):
         return _split(x, y, batch_size, seed, True, validation.num_classes), validation
     vx, vy = _arrays(validation, "validation")
     num_classes = int(max(y.max(), vy.max())) + 1
-    return _split(x, y, batch_size, seed, True, num_classes), _split(vx, vy, batch_size, seed, False, num_classes)
+    return _split(x, y, batch_size, seed, True, num_classes), _split(
+        vx, vy, batch_size, seed, False, num_classes
+    )
 
 
 def _split(x, y, batch_size, seed, training, num_classes=None):
@@ -84,8 +93,14 @@ def _split(x, y, batch_size, seed, training, num_classes=None):
     if training:
         dataset, epoch = pipeline._shuffled_per_epoch(dataset, len(y), seed)
         dataset = dataset.map(lambda image, label, key: (image, label))
-    dataset = dataset.batch(batch_size, drop_remainder=training and len(y) >= batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=training and len(y) >= batch_size).prefetch(
+        tf.data.AUTOTUNE
+    )
     return data.Split(
-        dataset=dataset, class_names=[str(i) for i in range(num_classes)], labels=y, image_size=tuple(x.shape[1:3]),
-        epoch=epoch, batch_size=batch_size,
+        dataset=dataset,
+        class_names=[str(i) for i in range(num_classes)],
+        labels=y,
+        image_size=tuple(x.shape[1:3]),
+        epoch=epoch,
+        batch_size=batch_size,
     )

@@ -84,7 +84,9 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
     """
 
     def __init__(self, candidates, rungs, settings=None, **kwargs):
-        kwargs.setdefault("max_consecutive_failed_trials", len(candidates) * len(rungs) + 1)  # divergence is a result
+        kwargs.setdefault(
+            "max_consecutive_failed_trials", len(candidates) * len(rungs) + 1
+        )  # divergence is a result
         super().__init__(objective=keras_tuner.Objective(OBJECTIVE, "max"), **kwargs)
         self.candidates = [dict(c) for c in candidates]
         self.rungs = [[int(r.epochs), int(r.size)] for r in rungs]
@@ -158,7 +160,9 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
                 trial = self.trials[trial_id]
                 score = score_of(trial)
                 if score is not None:
-                    ranked.append(((-rung, *rank_key(trial.hyperparameters.values["candidate"], score)), trial))
+                    ranked.append(
+                        ((-rung, *rank_key(trial.hyperparameters.values["candidate"], score)), trial)
+                    )
         return [trial for _, trial in sorted(ranked, key=lambda pair: pair[0])][:num_trials]
 
     # ------------------------------------------------------------------------------ state
@@ -174,9 +178,13 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
         now = json.loads(json.dumps(self.plan()))  # as read back: tuples are lists
         saved_settings = {"candidates": saved["candidates"], "rungs": saved["rungs"], **saved["settings"]}
         now_settings = {"candidates": now["candidates"], "rungs": now["rungs"], **now["settings"]}
-        differ = sorted(k for k in {*saved_settings, *now_settings} if saved_settings.get(k) != now_settings.get(k))
+        differ = sorted(
+            k for k in {*saved_settings, *now_settings} if saved_settings.get(k) != now_settings.get(k)
+        )
         if differ:
-            shown = ", ".join(f"{k}: {saved_settings.get(k)!r} there, {now_settings.get(k)!r} now" for k in differ)
+            shown = ", ".join(
+                f"{k}: {saved_settings.get(k)!r} there, {now_settings.get(k)!r} now" for k in differ
+            )
             raise ValueError(
                 f"Expected the settings of the search saved in {self._project_dir}. Received: other {shown}. "
                 "Use another directory or project_name, or overwrite=True to start over."

@@ -36,19 +36,21 @@ def trial_rows(oracle):
             else:
                 status = "chosen" if values["candidate"] == winner else "final"
             steps = _metric(trial, "steps")
-            rows.append({
-                "candidate": candidate.name,
-                "index": values["candidate"],
-                "method": candidate.label,
-                "hparams": candidate.hparams,
-                "rung": rung,
-                "epochs": None if _metric(trial, "epochs") is None else int(_metric(trial, "epochs")),
-                "val_top1": None if score is None or math.isnan(score) else float(score),
-                "steps": None if steps is None else int(steps),
-                "setup_seconds": _metric(trial, "setup_seconds"),
-                "status": status,
-                "trial_id": trial_id,
-            })
+            rows.append(
+                {
+                    "candidate": candidate.name,
+                    "index": values["candidate"],
+                    "method": candidate.label,
+                    "hparams": candidate.hparams,
+                    "rung": rung,
+                    "epochs": None if _metric(trial, "epochs") is None else int(_metric(trial, "epochs")),
+                    "val_top1": None if score is None or math.isnan(score) else float(score),
+                    "steps": None if steps is None else int(steps),
+                    "setup_seconds": _metric(trial, "setup_seconds"),
+                    "status": status,
+                    "trial_id": trial_id,
+                }
+            )
     return rows
 
 

@@ -135,12 +135,31 @@ def select(
         found = candidates_module.default_candidates(train.batch_size)
         chosen, ladder = candidates_module.fit_budget(found, epochs, budget, trim=True)
         if len(chosen) < len(found):
-            logger.info("select: budget=%g keeps %d of the %d default candidates: %s", budget, len(chosen),
-                        len(found), [c.name for c in chosen])
+            logger.info(
+                "select: budget=%g keeps %d of the %d default candidates: %s",
+                budget,
+                len(chosen),
+                len(found),
+                [c.name for c in chosen],
+            )
     else:
-        chosen, ladder = candidates_module.fit_budget(candidates_module.as_candidates(candidates), epochs, budget, trim=False)
-    recipe = Recipe(source, train, validation, epochs, float(lr), float(momentum), taps, float(dropout), int(seed),
-                    distribute, tuple(callbacks), 2 if verbose else 0)
+        chosen, ladder = candidates_module.fit_budget(
+            candidates_module.as_candidates(candidates), epochs, budget, trim=False
+        )
+    recipe = Recipe(
+        source,
+        train,
+        validation,
+        epochs,
+        float(lr),
+        float(momentum),
+        taps,
+        float(dropout),
+        int(seed),
+        distribute,
+        tuple(callbacks),
+        2 if verbose else 0,
+    )
     settings = {
         "source": _source_identity(source),
         "train": [int(train.num_examples), int(train.num_classes), int(train.batch_size)],
@@ -152,8 +171,13 @@ def select(
     recipe.search = oracle.search
     worker = is_worker()
     # A worker never deletes the shared folder: the chief and the other workers are using it.
-    tuner = SelectionTuner(oracle, recipe, directory=os.fspath(directory), project_name=project_name,
-                           overwrite=bool(overwrite) and not worker)
+    tuner = SelectionTuner(
+        oracle,
+        recipe,
+        directory=os.fspath(directory),
+        project_name=project_name,
+        overwrite=bool(overwrite) and not worker,
+    )
     if not worker:
         tuner.save()  # the plan is on disk before any training: a kill from here on resumes
     tuner.search(verbose=1 if verbose else 0)
@@ -167,14 +191,19 @@ def _result(tuner, oracle, recipe):
     winner = oracle.winner()
     reference = [row for row in rows if row["index"] == 0]
     if winner is None or any(row["status"] == "failed" for row in reference):
-        failures = [f"{row['candidate']} (rung {row['rung']}): {row['status']}" for row in rows
-                    if row["status"] in ("failed", "diverged")]
+        failures = [
+            f"{row['candidate']} (rung {row['rung']}): {row['status']}"
+            for row in rows
+            if row["status"] in ("failed", "diverged")
+        ]
         raise RuntimeError(
             f"select: no candidate to choose: L2 failed or every candidate diverged or failed ({failures}); "
             f"the trials' messages are in {tuner.project_dir}."
         )
     last = oracle.entries[-1]
-    trial = next(oracle.trials[t] for t in last if oracle.trials[t].hyperparameters.values["candidate"] == winner)
+    trial = next(
+        oracle.trials[t] for t in last if oracle.trials[t].hyperparameters.values["candidate"] == winner
+    )
     model, history = tuner.restore(trial)
     for index in range(len(oracle.candidates)):
         if index != winner:  # never trained again: only the chosen run's checkpoint is worth its disk

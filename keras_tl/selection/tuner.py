@@ -138,11 +138,17 @@ class SelectionTuner(keras_tuner.Tuner):
         meter = TrialMeter()
         steps = self.recipe.steps_per_epoch()
         try:
-            model, _ = self.recipe.fine_tune(method, self.candidate_dir(values["candidate"]), values["epochs"], [meter])
+            model, _ = self.recipe.fine_tune(
+                method, self.candidate_dir(values["candidate"]), values["epochs"], [meter]
+            )
         except FloatingPointError as error:  # NaNGuard: a result of the search, not a crash
             logger.warning("%s diverged on rung %d: %s", method.label, values["rung"], error)
             return {**meter.metrics(values, steps), "diverged": 1.0, "val_top1": math.nan}
-        return {**meter.metrics(values, steps), "diverged": 0.0, "val_top1": self.validation_score(trial, model)}
+        return {
+            **meter.metrics(values, steps),
+            "diverged": 0.0,
+            "val_top1": self.validation_score(trial, model),
+        }
 
     def validation_score(self, trial, model):
         """Validation top-1 of a trial's model (`keras_tl.data.evaluate`)."""

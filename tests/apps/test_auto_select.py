@@ -14,8 +14,9 @@ from tests.apps.test_kill_resume import write_source
 def test_method_auto_selects_on_the_samples_complement_and_reports_the_search(tmp_path):
     source = str(tmp_path / "source.keras")
     write_source(source)
-    config = tiny_finetune(source, tmp_path / "out", method=("auto", "l2"), select_candidates=("l2_sp",),
-                           hparams={"alpha": 0.1})
+    config = tiny_finetune(
+        source, tmp_path / "out", method=("auto", "l2"), select_candidates=("l2_sp",), hparams={"alpha": 0.1}
+    )
     report = finetune.run(config)
     with open(tmp_path / "out" / "results.json") as handle:
         saved = json.load(handle)
@@ -23,7 +24,9 @@ def test_method_auto_selects_on_the_samples_complement_and_reports_the_search(tm
     selection = run["selection"]
     # One epoch: a single rung, L2 and L2-SP (α from --hparams) each trained once: 2 L2 runs.
     assert [(row["candidate"], row["rung"], row["epochs"]) for row in selection["table"]] == [
-        ("L2", 0, 1), ("L2-SP (alpha=0.1)", 0, 1)]
+        ("L2", 0, 1),
+        ("L2-SP (alpha=0.1)", 0, 1),
+    ]
     assert selection["cost"]["ratio"] == selection["cost"]["planned_ratio"] == 2.0
     scores = {row["method"]: row["val_top1"] for row in selection["table"]}
     assert run["selected"] == ("l2_sp" if scores["l2_sp"] > scores["l2"] else "l2")
@@ -41,8 +44,9 @@ def images(split):
 
 def test_auto_validates_on_the_complement_of_the_sample_or_a_held_out_fraction(tmp_path):
     digits = finetune.DIGITS_CLASSES
-    whole = common.load_split(tiny_finetune("s", tmp_path), "train", (8, 8), None, training=False,
-                              digits_classes=digits)
+    whole = common.load_split(
+        tiny_finetune("s", tmp_path), "train", (8, 8), None, training=False, digits_classes=digits
+    )
     for per_class, expected_train in ((4, 4 * 5), (0, None)):
         config = tiny_finetune("s", tmp_path, per_class=per_class, batch_size=1)
         train, validation = auto_select.splits(config, 0, (8, 8), None, digits)
@@ -56,12 +60,22 @@ def test_auto_validates_on_the_complement_of_the_sample_or_a_held_out_fraction(t
 
 
 def test_auto_flags_parse_and_are_checked():
-    argv = ["prog", "--method=auto,l2", "--select_candidates=l2_sp,delta+dtnh", "--select_budget=4",
-            "--select_validation=val", "--hparams=alpha=0.1"]
+    argv = [
+        "prog",
+        "--method=auto,l2",
+        "--select_candidates=l2_sp,delta+dtnh",
+        "--select_budget=4",
+        "--select_validation=val",
+        "--hparams=alpha=0.1",
+    ]
     common.parse(finetune.FLAGS, argv)
     config = finetune.FinetuneConfig.from_flags(finetune.FLAGS)
     assert (config.method, config.select_candidates, config.select_budget, config.select_validation) == (
-        ("auto", "l2"), ("l2_sp", "delta+dtnh"), 4.0, "val")
+        ("auto", "l2"),
+        ("l2_sp", "delta+dtnh"),
+        4.0,
+        "val",
+    )
     common.parse(finetune.FLAGS, to_argv(config))
     assert finetune.FinetuneConfig.from_flags(finetune.FLAGS) == config
     with pytest.raises(flags.Error, match=r"Unknown method\(s\) \['nope'\]"):

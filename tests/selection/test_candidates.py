@@ -29,7 +29,9 @@ def test_rungs_that_would_train_nothing_are_dropped():
 def test_nine_candidates_cost_at_most_three_l2_runs_from_nine_epochs_on():
     for epochs in range(9, 301):
         assert c.cost(c.rungs(9, epochs)) <= 3 * epochs, epochs
-    assert c.cost(c.rungs(9, 5)) == 9 + 2 * 4 > 3 * 5  # with 5 epochs the first rung (1 epoch) is more than E/9
+    assert (
+        c.cost(c.rungs(9, 5)) == 9 + 2 * 4 > 3 * 5
+    )  # with 5 epochs the first rung (1 epoch) is more than E/9
 
 
 def test_the_default_list_is_cut_to_the_default_budget():
@@ -70,8 +72,14 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "Co-Tuning (lam=2.3)",
         "LwF (lam=1)",
     ]
-    assert names[7:13] == ["L2-SP (alpha=0.001)", "KnowDist (alpha=0.002)", "DELTA (alpha=0.002)",
-                           "BSS (eta=0.0001)", "Co-Tuning (lam=0.23)", "LwF (lam=0.1)"]  # ×0.1 before ×10
+    assert names[7:13] == [
+        "L2-SP (alpha=0.001)",
+        "KnowDist (alpha=0.002)",
+        "DELTA (alpha=0.002)",
+        "BSS (eta=0.0001)",
+        "Co-Tuning (lam=0.23)",
+        "LwF (lam=0.1)",
+    ]  # ×0.1 before ×10
     assert names[13] == "L2-SP (alpha=0.1)"
     assert c.default_candidates(batch_size=64)[2] == Candidate("knowdist", {"alpha": 0.01})
 
@@ -91,22 +99,41 @@ def test_a_registered_method_with_select_factors_is_a_default_candidate():
     try:
         found = c.default_candidates()
         # After the built-ins' select_factors candidates, before their other grid values.
-        assert found[7:9] == [Candidate("mine_for_select", {"alpha": 0.5}), Candidate("mine_for_select", {"alpha": 1.5})]
+        assert found[7:9] == [
+            Candidate("mine_for_select", {"alpha": 0.5}),
+            Candidate("mine_for_select", {"alpha": 1.5}),
+        ]
     finally:
         methods.unregister("mine_for_select")
     assert Candidate("mine_for_select", {"alpha": 0.5}) not in c.default_candidates()
 
 
 def test_as_candidates_checks_each_entry_and_puts_l2_first_once():
-    found = c.as_candidates(["l2_sp", ("delta+dtnh", {"alpha": 0.1}), methods.get("l2"), methods.get("lwf", lam=0.5),
-                             ("l2_sp", {"alpha": 0.01})])  # the last is l2_sp at its defaults again
-    assert found == [Candidate("l2"), Candidate("l2_sp"), Candidate("delta+dtnh", {"alpha": 0.1}),
-                     Candidate("lwf", {"lam": 0.5})]
+    found = c.as_candidates(
+        [
+            "l2_sp",
+            ("delta+dtnh", {"alpha": 0.1}),
+            methods.get("l2"),
+            methods.get("lwf", lam=0.5),
+            ("l2_sp", {"alpha": 0.01}),
+        ]
+    )  # the last is l2_sp at its defaults again
+    assert found == [
+        Candidate("l2"),
+        Candidate("l2_sp"),
+        Candidate("delta+dtnh", {"alpha": 0.1}),
+        Candidate("lwf", {"lam": 0.5}),
+    ]
     assert found[2].method() == methods.get("delta", alpha=0.1, dtnh=True)
     assert found[2].name == "DTNH(DELTA) (alpha=0.1)"
-    assert c.as_candidates([("l2", {"beta": 0.001})])[1] == Candidate("l2", {"beta": 0.001})  # another L2 is a candidate
-    with pytest.raises(ValueError, match=r"^Expected each candidate to be a method label, a \(label, hparams dict\) "
-                                         r"pair or a keras_tl.methods.Method. Received: candidates\[1\]=3$"):
+    assert c.as_candidates([("l2", {"beta": 0.001})])[1] == Candidate(
+        "l2", {"beta": 0.001}
+    )  # another L2 is a candidate
+    with pytest.raises(
+        ValueError,
+        match=r"^Expected each candidate to be a method label, a \(label, hparams dict\) "
+        r"pair or a keras_tl.methods.Method. Received: candidates\[1\]=3$",
+    ):
         c.as_candidates(["l2_sp", 3])
     with pytest.raises(ValueError, match=r"Expected hyperparameters of 'l2_sp' from \['alpha', 'beta'\]"):
         c.as_candidates([("l2_sp", {"lam": 1.0})])

@@ -2,8 +2,8 @@
 only what was left: no finished trial again, and the killed candidate from its last finished epoch.
 
 The search: L2 and L2-SP, 3 epochs, rungs (1 epoch, 2 candidates) and (3 epochs, 2). The first
-process stops still once L2's second epoch of rung 1 is checkpointed (a callback after the
-checkpoint's) and is killed there; each process records the epochs it begins.
+process stands still once L2's second epoch of rung 1 is checkpointed and is killed there; each
+process records the epochs it begins (`tests.selection.search_process`).
 """
 
 import json
@@ -15,35 +15,24 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SCRIPT = """
-import json, os, time
-import keras
-import keras_tl
-from keras_tl.testing import TINY_TAPS, tiny_source
-from tests.selection.test_select import arrays
-
-class Probe(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        with open(os.environ["RECORD"], "a") as handle:
-            handle.write(f"{epoch}\\n")
-
-    def on_epoch_end(self, epoch, logs=None):
-        # Epoch index 1 is only ever trained by rung 1 (rung 0 ends after epoch 0): the first one is L2's.
-        if epoch == 1 and os.environ.get("PAUSE"):
-            open(os.environ["PAUSE"], "w").close()
-            time.sleep(600)
-
-result = keras_tl.select(tiny_source(), arrays(), 0.25, directory=os.environ["DIRECTORY"], candidates=["l2_sp"],
-                         epochs=3, lr=0.05, taps=TINY_TAPS, batch_size=8, callbacks=[Probe()], verbose=0)
-print(json.dumps(result.get_config()))
-"""
-
 
 def start(directory, record, pause=""):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT, "DIRECTORY": directory, "RECORD": record,
-           "PAUSE": pause}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": ROOT,
+        "DIRECTORY": directory,
+        "RECORD": record,
+        "PAUSE": pause,
+        "EPOCHS": "3",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.selection.search_process"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def epochs_begun(record):
@@ -76,7 +65,12 @@ def test_a_killed_select_resumes_where_it_was_killed(tmp_path):
     result = json.loads(out.decode().strip().splitlines()[-1])
     rows = [(row["candidate"], row["rung"], row["epochs"], row["steps"]) for row in result["table"]]
     # 5 steps per epoch (45 training examples, batch 8); L2's rung 1 counts its 2 epochs once.
-    assert rows == [("L2", 0, 1, 5), ("L2-SP (alpha=0.01)", 0, 1, 5), ("L2", 1, 3, 10), ("L2-SP (alpha=0.01)", 1, 3, 10)]
+    assert rows == [
+        ("L2", 0, 1, 5),
+        ("L2-SP (alpha=0.01)", 0, 1, 5),
+        ("L2", 1, 3, 10),
+        ("L2-SP (alpha=0.01)", 1, 3, 10),
+    ]
     assert result["cost"]["ratio"] == result["cost"]["planned_ratio"] == 2.0
     assert sorted(row["status"] for row in result["table"][2:]) == ["chosen", "final"]
     assert result["method"] in ("l2", "l2_sp")

@@ -14,7 +14,9 @@ import pytest
 
 from keras_tl.selection import SuccessiveHalvingOracle, choose, promote, rungs
 
-CANDIDATES = [{"label": "l2", "hparams": {}}] + [{"label": "l2_sp", "hparams": {"alpha": a}} for a in range(1, 7)]
+CANDIDATES = [{"label": "l2", "hparams": {}}] + [
+    {"label": "l2_sp", "hparams": {"alpha": a}} for a in range(1, 7)
+]
 SCORES = {
     0: {0: 0.50, 1: 0.60, 2: 0.55, 3: 0.58, 4: math.nan, 5: 0.40, 6: 0.58},
     1: {0: 0.62, 1: 0.61, 3: 0.70},
@@ -92,8 +94,11 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
 
 def test_a_rerun_with_other_settings_is_refused_naming_them(tmp_path):
     search(tmp_path)
-    with pytest.raises(ValueError, match=r"Expected the settings of the search saved in .*p. Received: other lr: 0.01 "
-                                         r"there, 0.1 now. Use another directory or project_name, or overwrite=True"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected the settings of the search saved in .*p. Received: other lr: 0.01 "
+        r"there, 0.1 now. Use another directory or project_name, or overwrite=True",
+    ):
         search(tmp_path, settings={"lr": 0.1})
 
 
@@ -103,5 +108,12 @@ def test_the_oracle_config_round_trips_and_names_the_search():
     assert again.get_config() == oracle.get_config()
     assert again.search == oracle.search and len(oracle.search) == 16
     assert SuccessiveHalvingOracle(CANDIDATES, rungs(7, 9), {"lr": 0.1}).search != oracle.search
-    assert oracle.values(3, 1) == {"candidate": 3, "method": "l2_sp", "hparams": '{"alpha": 3}', "rung": 1,
-                                   "epochs": 3, "initial_epoch": 1, "search": oracle.search}
+    assert oracle.values(3, 1) == {
+        "candidate": 3,
+        "method": "l2_sp",
+        "hparams": '{"alpha": 3}',
+        "rung": 1,
+        "epochs": 3,
+        "initial_epoch": 1,
+        "search": oracle.search,
+    }

@@ -48,7 +48,9 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
     monkeypatch.setattr(SelectionTuner, "validation_score", score)
     x, y = arrays()
     candidates = [("l2_sp", {"alpha": 1e8}), ("lwf", {"lam": 0.5})]
-    result = keras_tl.select(tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, **SETTINGS)
+    result = keras_tl.select(
+        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, **SETTINGS
+    )
 
     assert result.method == methods.get("l2")
     table = [(row["candidate"], row["rung"], row["epochs"], row["status"]) for row in result.table]
@@ -85,17 +87,32 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
         np.testing.assert_allclose(got, want, atol=1e-6)
     # Only the chosen run's checkpoint is kept.
     folders = sorted(f for f in os.listdir(result.directory) if f.startswith("candidate_"))
-    assert [f for f in folders if os.path.isdir(os.path.join(result.directory, f, "backup"))] == ["candidate_0"]
+    assert [f for f in folders if os.path.isdir(os.path.join(result.directory, f, "backup"))] == [
+        "candidate_0"
+    ]
 
     # Rerun with the same arguments: the search is over, nothing trains; the same result.
     counter = StepCounter()
-    again = keras_tl.select(tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates,
-                            callbacks=[counter], **SETTINGS)
+    again = keras_tl.select(
+        tiny_source(),
+        (x, y),
+        0.25,
+        directory=str(tmp_path),
+        candidates=candidates,
+        callbacks=[counter],
+        **SETTINGS,
+    )
     assert counter.steps == 0
     assert again.table == result.table and again.method == result.method
     with pytest.raises(ValueError, match=r"Received: other lr: 0.05 there, 0.1 now"):
-        keras_tl.select(tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates,
-                        **{**SETTINGS, "lr": 0.1})
+        keras_tl.select(
+            tiny_source(),
+            (x, y),
+            0.25,
+            directory=str(tmp_path),
+            candidates=candidates,
+            **{**SETTINGS, "lr": 0.1},
+        )
 
 
 def test_held_out_fraction_is_stratified_and_a_split_needs_a_validation_split():
@@ -107,11 +124,16 @@ def test_held_out_fraction_is_stratified_and_a_split_needs_a_validation_split():
     kept = np.concatenate([images for images, _ in train.dataset.as_numpy_iterator()])
     assert len(held) == 12 and len(kept) == 48  # every batch full: 48 = 6 × 8
     assert not {row.tobytes() for row in held} & {row.tobytes() for row in kept}
-    with pytest.raises(ValueError, match=r"^Expected a validation split with a keras_tl.data.Split as train \(a fraction "
-                                         r"is held out of in-memory arrays only\): pass a validation split, e.g. "
-                                         r"keras_tl.data.load\(spec, 'train', per_class=k, seed=s, complement=True\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Expected a validation split with a keras_tl.data.Split as train \(a fraction "
+        r"is held out of in-memory arrays only\): pass a validation split, e.g. "
+        r"keras_tl.data.load\(spec, 'train', per_class=k, seed=s, complement=True\)",
+    ):
         selection_data.splits(train, 0.2)
-    with pytest.raises(ValueError, match=r"^Expected 0 < validation < 1 \(a fraction\). Received: validation=1.5$"):
+    with pytest.raises(
+        ValueError, match=r"^Expected 0 < validation < 1 \(a fraction\). Received: validation=1.5$"
+    ):
         selection_data.splits((x, y), 1.5)
     with pytest.raises(ValueError, match=r"^Expected budget >= 1 \(a float\). Received: budget=0.5$"):
         keras_tl.select(tiny_source(), (x, y), 0.2, directory="unused", budget=0.5)
