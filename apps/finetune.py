@@ -12,6 +12,9 @@ the best model as a SavedModel for TF Serving. Real use names a source and a dat
         --dataset=folder:../shared/data/dtd10 --image_size=32 \\
         --method=l2,l2_sp,l2_sp+dtnh --repeats=5 --per_class=30 --epochs=30
 
+`--method=auto` lets `keras_tl.select` choose the method and its coefficient per seed on a
+validation split (`apps.auto_select`; docs/SELECTION.md).
+
 Each run is checkpointed every epoch (`AtomicBackupAndRestore`, in --backup_dir): after a crash,
 run the same command again and it resumes from the last finished epoch with the same result.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),

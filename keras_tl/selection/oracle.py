@@ -17,6 +17,7 @@ choice does not depend on how many workers ran them or in which order.
 
 import json
 import math
+import warnings
 
 import keras_tuner
 
@@ -150,6 +151,12 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
             "initial_epoch": self.rungs[rung - 1][0] if rung else 0,
             "search": self.search,
         }
+
+    def score_trial(self, trial):
+        # A diverged trial reports NaN, which marks it failed; numpy's nanmax warns about it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            super().score_trial(trial)
 
     def get_best_trials(self, num_trials=1):
         """The ended trials with a score, the deepest rung first, each rung in `rank_key` order: the
