@@ -314,9 +314,11 @@ def flip_for(dataset, flip):
 
 
 def load_split(
-    config, split, image_size, preprocess, training, seed=0, crops="center", sampled=False, digits_classes=()
+    config, split, image_size, preprocess, training, seed=0, crops="center", sampled=False, digits_classes=(),
+    complement=False,
 ):
-    """`keras_tl.data.load` from the data fields of an app's `config` (see `class_list` for `digits_classes`)."""
+    """`keras_tl.data.load` from the data fields of an app's `config` (see `class_list` for `digits_classes`);
+    with `sampled` and `complement`, what the config's few-shot sample of `seed` leaves out."""
     sampling = {}
     if sampled and getattr(config, "per_class", 0):
         sampling["per_class"] = config.per_class
@@ -335,5 +337,6 @@ def load_split(
         classes=class_list(config.classes, config.dataset, digits_classes),
         seed=seed,
         data_dir=config.data_dir,
+        complement=complement and bool(sampling),
         **sampling,
     )

@@ -12,6 +12,9 @@ the best model as a SavedModel for TF Serving. Real use names a source and a dat
         --dataset=folder:../shared/data/dtd10 --image_size=32 \\
         --method=l2,l2_sp,l2_sp+dtnh --repeats=5 --per_class=30 --epochs=30
 
+`--method=auto` lets `keras_tl.select` choose the method and its coefficient per seed on a
+validation split (`apps.auto_select`; docs/SELECTION.md).
+
 Each run is checkpointed every epoch (`AtomicBackupAndRestore`, in --backup_dir): after a crash,
 run the same command again and it resumes from the last finished epoch with the same result.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),
@@ -26,7 +29,7 @@ import keras
 from absl import flags, logging
 
 import keras_tl
-from apps import common, method_flags, reporting
+from apps import auto_select, common, method_flags, reporting
 from keras_tl import backbones, fine_tuning, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
@@ -58,6 +61,7 @@ flags.DEFINE_list(
     "taps", [], "Feature layers regularizers see; empty: the backbone's defaults.", flag_values=FLAGS
 )
 method_flags.define(FLAGS, ("l2", "l2_fe", "l2_sp", "l2_sp+dtnh"))
+auto_select.define(FLAGS)
 flags.DEFINE_float(
     "dropout", 0.0, "Dropout before the new head.", lower_bound=0.0, upper_bound=0.99, flag_values=FLAGS
 )
@@ -167,6 +171,10 @@ class FinetuneConfig(common.TrainingConfig):
     source_batch_size: int = 64
     source_lr: float = 0.1
     unsafe_deserialization: bool = False
+    select_validation: str = ""
+    select_holdout: float = 0.2
+    select_budget: float = 3.0
+    select_candidates: tuple = ()
 
     @classmethod
     def from_flags(cls, fv):
@@ -238,37 +246,46 @@ def run(config):
     results, best = report["results"], None  # best: (label, its first model); one model kept at a time
     method_flags.import_plugins(c.plugins)
     for entry in c.method:
-        method = method_flags.method_for(entry, c.dtnh, c.hparams)
-        label = method.label
+        # --method=auto: keras_tl.select chooses the method of each seed (apps.auto_select).
+        method = None if entry == auto_select.AUTO else method_flags.method_for(entry, c.dtnh, c.hparams)
+        label = entry if method is None else method.label
         results[label] = {"runs": [], "summary": {}}
         first_model = None
         for seed in range(c.seed, c.seed + c.repeats):
             # The pipeline's shuffling and augmentation depend on TF's global seed: set it per run,
             # so a run does not depend on what ran before it in the process.
             keras.utils.set_random_seed(seed)
-            train = common.load_split(
-                sampling, c.split, size, preprocess, training=True, seed=seed, sampled=True, **digits
-            )
+            if method is None:
+                train, validation = auto_select.splits(sampling, seed, size, preprocess, DIGITS_CLASSES)
+            else:
+                train = common.load_split(
+                    sampling, c.split, size, preprocess, training=True, seed=seed, sampled=True, **digits
+                )
             logging.info("%s, seed %d: %s", label, seed, train.describe())
             try:
-                model, record = fine_tuning.fine_tune_and_evaluate(
-                    method,
-                    source_model,
-                    train,
-                    eval_data,
-                    ten_crop_data=ten_crop,
-                    log_dir=os.path.join(c.output_dir, "tensorboard", label, f"seed{seed}"),
-                    seed=seed,
-                    taps=taps,
-                    epochs=c.epochs,
-                    lr=c.lr,
-                    momentum=c.momentum,
-                    dropout=c.dropout,
-                    verbose=c.verbose,
-                    distribute=c.distribute,
-                    validation_freq=c.validation_freq,
-                    backup_dir=c.backup(label, f"seed{seed}"),
-                )
+                if method is None:
+                    model, record = auto_select.select_and_evaluate(
+                        c, source_model, train, validation, eval_data, ten_crop, seed, taps
+                    )
+                else:
+                    model, record = fine_tuning.fine_tune_and_evaluate(
+                        method,
+                        source_model,
+                        train,
+                        eval_data,
+                        ten_crop_data=ten_crop,
+                        log_dir=os.path.join(c.output_dir, "tensorboard", label, f"seed{seed}"),
+                        seed=seed,
+                        taps=taps,
+                        epochs=c.epochs,
+                        lr=c.lr,
+                        momentum=c.momentum,
+                        dropout=c.dropout,
+                        verbose=c.verbose,
+                        distribute=c.distribute,
+                        validation_freq=c.validation_freq,
+                        backup_dir=c.backup(label, f"seed{seed}"),
+                    )
             except FloatingPointError as error:
                 # NaNGuard: one diverged method must not lose the others (nor the finished runs).
                 logging.warning("%s diverged (seed %d): %s", label, seed, error)
@@ -286,7 +303,7 @@ def run(config):
             best = (label, first_model)
 
     finished = {label: result for label, result in results.items() if "diverged" not in result}
-    table = reporting.markdown_table(results)
+    table = reporting.markdown_table(results) + auto_select.markdown(results)
     if best is None:
         reporting.write(c.output_dir, report, table)
         raise FloatingPointError(

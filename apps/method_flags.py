@@ -12,6 +12,9 @@ from absl import flags
 from apps import common
 from keras_tl import methods
 
+# --method=auto: keras_tl.select chooses the method (apps.auto_select).
+AUTO = "auto"
+
 
 def define(fv, default_methods):
     """Defines --method, --dtnh, --hparams and --plugins on `fv`, with one validator for all of them."""
@@ -19,7 +22,7 @@ def define(fv, default_methods):
         "method",
         list(default_methods),
         f"Methods to run, each from {methods.names()} (or registered by a --plugins module), optionally "
-        f"with '{methods.DTNH_SUFFIX}'.",
+        f"with '{methods.DTNH_SUFFIX}', or '{AUTO}' (keras_tl.select chooses one on a validation split).",
         flag_values=fv,
     )
     flags.DEFINE_boolean("dtnh", False, "Combine every method with DTNH.", flag_values=fv)
@@ -43,9 +46,12 @@ def define(fv, default_methods):
         check_entries(entries)
 
     def check_hparams_flag(values):
+        entries = list(values["method"])
+        if AUTO in entries and "select_candidates" in fv:  # --hparams apply to auto's candidates too
+            entries += fv["select_candidates"].value
         try:
             check_entries(values["method"])
-            check_hparams(values["method"], parse_hparams(values["hparams"]))
+            check_hparams(entries, parse_hparams(values["hparams"]))
         except ValueError as error:
             raise flags.ValidationError(f"--hparams: {error}") from error
         return True
@@ -85,7 +91,7 @@ def parse_hparams(values):
 
 def check_entries(entries):
     """Raises `ValueError` naming the registered methods if an entry is unknown."""
-    unknown = [entry for entry in entries if methods.split_label(entry)[0] not in methods.names()]
+    unknown = [entry for entry in entries if entry != AUTO and methods.split_label(entry)[0] not in methods.names()]
     if unknown or not entries:
         raise ValueError(
             f"Unknown method(s) {unknown}. Expected a comma-separated list of {sorted(methods.names())}, each "
@@ -99,7 +105,7 @@ def check_hparams(entries, hparams):
 
     A key is `name` (every chosen method that has it) or `method.name` (that method only).
     """
-    chosen = {methods.split_label(entry)[0] for entry in entries}
+    chosen = {methods.split_label(entry)[0] for entry in entries if entry != AUTO}
     names = {method: list(methods.registered(method).defaults()) for method in chosen}
     allowed = {name for method in chosen for name in names[method]}
     allowed |= {f"{method}.{name}" for method in chosen for name in names[method]}

@@ -17,6 +17,7 @@ from keras_tl import (
     projection,
     regularizers,
     relationship,
+    selection,
     semantic,
 )
 from keras_tl.api_export import public_names
@@ -24,6 +25,7 @@ from keras_tl.fine_tuning import fine_tune
 from keras_tl.interpolation import wise_ft
 from keras_tl.models import TransferModel
 from keras_tl.pretraining import pretrain
+from keras_tl.selection import select
 
 __version__ = "0.2.0"
 
@@ -47,6 +49,7 @@ _SUBMODULES = (
     "projection",
     "regularizers",
     "relationship",
+    "selection",
     "semantic",
     *_LAZY_SUBMODULES,
 )

@@ -5,6 +5,7 @@ import keras
 from keras_tl import callbacks as callbacks_module
 from keras_tl import methods as methods_module
 from keras_tl.api_export import keras_tl_export
+from keras_tl.utils.validation import check_number
 
 
 def cosine_sgd(lr, momentum, total_steps):
@@ -13,16 +14,17 @@ def cosine_sgd(lr, momentum, total_steps):
     return keras.optimizers.SGD(schedule, momentum=momentum)
 
 
-def training_callbacks(train, backup_dir=None):
+def training_callbacks(train, backup_dir=None, keep_backup=False):
     """What every run's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
 
     `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
     resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
-    kill while the checkpoint is written must not leave a file no rerun can open.
+    kill while the checkpoint is written must not leave a file no rerun can open. With
+    `keep_backup`, the checkpoint outlives `fit` (a later call continues the run).
     """
     callbacks = [callbacks_module.NaNGuard(), train.epoch_callback()]
     if backup_dir:
-        callbacks.append(callbacks_module.AtomicBackupAndRestore(backup_dir))
+        callbacks.append(callbacks_module.AtomicBackupAndRestore(backup_dir, delete_checkpoint=not keep_backup))
     return callbacks
 
 
@@ -45,6 +47,8 @@ def fine_tune(
     callbacks=(),
     verbose="auto",
     validation_data=None,
+    keep_backup=False,
+    stop_at_epoch=None,
 ):
     """Fine-tunes `source` on `train` with `method`, as `apps.finetune` and the benchmark do.
 
@@ -73,6 +77,11 @@ def fine_tune(
         verbose: `fit`'s verbosity.
         validation_data: held-out data, never the test split, for the methods that choose or
             learn on it (LP-FT's probe, WiSE-FT's α, TPGM's radii); None for the others.
+        keep_backup: keep `backup_dir`'s checkpoint when `fit` ends (default: deleted).
+        stop_at_epoch: train only the first `stop_at_epoch` epochs of the `epochs`-long run
+            (the cosine schedule and the method's stages stay those of `epochs`); None: all.
+            With `backup_dir` and `keep_backup`, a later call with a larger value continues
+            the same run where this one stopped (`keras_tl.select`'s rungs).
 
     Returns:
         `(model, history)`: the trained `TransferModel` and `fit`'s `History`.
@@ -84,6 +93,8 @@ def fine_tune(
     """
     method = methods_module.get(method)
     taps = methods_module.resolve_taps(source, taps)
+    if stop_at_epoch is not None:
+        stop_at_epoch = check_number("stop_at_epoch", stop_at_epoch, minimum=1, integer=True, maximum=epochs)
     keras.utils.set_random_seed(seed)
     setup = method.setup(source, train, taps, cache_dir, validation=validation_data)
     # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
@@ -101,10 +112,14 @@ def fine_tune(
         )
         history = model.fit(
             train.dataset,
-            epochs=epochs,
+            epochs=stop_at_epoch or epochs,
             validation_data=eval_data.dataset if eval_data is not None and validation_freq else None,
             validation_freq=validation_freq or 1,
-            callbacks=training_callbacks(train, backup_dir) + method.callbacks(epochs, steps, setup) + list(callbacks),
+            callbacks=(
+                training_callbacks(train, backup_dir, keep_backup)
+                + method.callbacks(epochs, steps, setup)
+                + list(callbacks)
+            ),
             shuffle=False,
             verbose=verbose,
         )

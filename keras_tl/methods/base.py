@@ -126,6 +126,8 @@ class Method:
         rule: its rule in one line (the README's methods table).
         coefficient: the hyperparameter the benchmark's grid sweeps (None: no grid).
         grid_factors: the grid's values as multiples of the coefficient's paper value.
+        select_factors: the multiples of the coefficient's default (at the batch size, as the
+            grid's centre) that `keras_tl.select` tries by default; empty: not a default candidate.
         coefficient_batch_size: for a term summed over the batch, the batch size the paper's
             coefficient was tuned at (the grid's centre at batch B is then value·it/B); None.
         grid_from: the method whose grid chooses this one's coefficient (None: its own).
@@ -152,6 +154,7 @@ class Method:
     rule = ""
     coefficient = None
     grid_factors = (0.1, 1.0, 10.0)
+    select_factors = ()
     coefficient_batch_size = None
     grid_from = None
     claims = ()

@@ -61,6 +61,7 @@ class KnowDist(Method):
     reference = "DELTA Eq. 5"
     rule = "α/2·Σ‖FM_t − FM_s‖² over the tapped maps, β/2·‖w_head‖²"
     coefficient = "alpha"
+    select_factors = (1.0,)
     coefficient_batch_size = DELTA_PAPER_BATCH_SIZE
     claims = (Claim("l2", datasets=("caltech101",)),)
     benchmark_dtnh = True
@@ -118,6 +119,7 @@ class DELTA(_ChannelWeighted):
     reference = "DELTA Alg. 1, Eq. 8-9"
     rule = "α/2·Σ_j W_j‖FM_j,t − FM_j,s‖²/(H·W), W from channel ablation; β/2·‖w_head‖²"
     coefficient = "alpha"
+    select_factors = (1.0,)
     coefficient_batch_size = DELTA_PAPER_BATCH_SIZE
     claims = (Claim("knowdist"),)
     benchmark_dtnh = True

@@ -45,6 +45,7 @@ class BSS(Method):
     reference = "Chen et al. 2019"
     rule = "η·Σ of the k smallest squared singular values of the batch's features, β/2·‖w‖²"
     coefficient = "eta"
+    select_factors = (1.0,)
 
     beta: float = 0.01
     eta: float = 0.001
@@ -73,6 +74,7 @@ class CoTuning(Method):
     reference = "DSD Eq. 2"
     rule = "λ·CE(upstream head, p(ȳ∣y)) with the category relationship from the source's outputs"
     coefficient = "lam"
+    select_factors = (1.0,)
     keep_source_head = True
 
     lam: float = 2.3
@@ -101,6 +103,7 @@ class LwF(Method):
     reference = "Li & Hoiem 2017"
     rule = "λ·KL of the upstream head's softened outputs to the source's, β/2·‖w‖²"
     coefficient = "lam"
+    select_factors = (1.0,)
     keep_source_head = True
 
     beta: float = 0.01

@@ -212,6 +212,8 @@ class FTP(Constrained):
     display_name = "FTP"
     reference = "Tian et al. NeurIPS 2023, Alg. 1"
     rule = "θ ← θ0 + min(1, γ_l/‖θ − θ0‖)(θ − θ0) after each step, γ_l by Adam on the loss's hypergradient"
+    # Learns nothing on held-out data, so a default candidate of keras_tl.select.
+    select_factors = (1.0,)
 
     k: float = 1.0
     gamma_learning_rate: float = 0.01
@@ -254,6 +256,8 @@ class SPD(Constrained):
     display_name = "SPD"
     reference = "Tian et al. NeurIPS 2024, Alg. 1"
     rule = "θ ← θ̃ − λ·r·(θ̃ − θ0) where the gradient points to the source but the step moved away"
+    # Learns nothing on held-out data, so a default candidate of keras_tl.select.
+    select_factors = (1.0,)
 
     strength: float = 1.0
 
@@ -287,6 +291,8 @@ class Surgical(Constrained):
     display_name = "Surgical (Auto-RGN)"
     reference = "Lee et al. ICLR 2023, Sec. 5"
     rule = "lr_l = lr · RGN_l / max RGN, RGN_l = ‖g_l‖/‖θ_l‖ on a few batches each epoch"
+    # Learns nothing on held-out data, so a default candidate of keras_tl.select.
+    select_factors = (1.0,)
 
     num_batches: int = 5
 

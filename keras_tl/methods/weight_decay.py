@@ -64,6 +64,7 @@ class L2SP(Method):
     reference = "DELTA Eq. 4, 7"
     rule = "α/2·‖w − w⁰‖² on the source's weights, β/2·‖w‖² on the new head"
     coefficient = "alpha"
+    select_factors = (1.0,)
     benchmark_dtnh = True
     # From the paper's α up to where L2-SP falls clearly below L2 on DTD-10.
     dtnh_sweep = (0.01, 0.1, 1.0, 10.0)

@@ -1,0 +1,139 @@
+"""`keras_tl.select` end to end through `keras_tl.fine_tune` on tiny data: the guarantee, the rungs'
+continued runs, the cost, and its data arguments."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_tl
+from keras_tl import methods
+from keras_tl.selection import SelectionTuner
+from keras_tl.selection import data as selection_data
+from tests.conftest import TAPS, tiny_source
+
+SETTINGS = dict(epochs=2, lr=0.05, taps=TAPS, batch_size=8, seed=0, verbose=0)
+
+
+def arrays(n=60, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % classes).astype("int32")
+    x = rng.uniform(-1, 1, (n, 8, 8, 3)).astype("float32") + 0.5 * y[:, None, None, None]
+    return x, y
+
+
+class StepCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+
+def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeypatch):
+    # L2-SP at α = 1e8 diverges for real on rung 0; LwF's scores are stubbed: the best on rung 0, so it is
+    # promoted past L2, then on the last rung exactly L2's real score: the tie goes to L2.
+    real = SelectionTuner.validation_score
+    scores = {}
+
+    def score(self, trial, model):
+        values = trial.hyperparameters.values
+        scores[values["method"], values["rung"]] = real(self, trial, model)
+        if values["method"] == "lwf":
+            return 1.0 if values["rung"] == 0 else scores["l2", values["rung"]]
+        return scores[values["method"], values["rung"]]
+
+    monkeypatch.setattr(SelectionTuner, "validation_score", score)
+    x, y = arrays()
+    candidates = [("l2_sp", {"alpha": 1e8}), ("lwf", {"lam": 0.5})]
+    result = keras_tl.select(
+        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, **SETTINGS
+    )
+
+    assert result.method == methods.get("l2")
+    table = [(row["candidate"], row["rung"], row["epochs"], row["status"]) for row in result.table]
+    assert table == [
+        ("L2", 0, 1, "promoted"),
+        ("L2-SP (alpha=1e+08)", 0, 0, "diverged"),
+        ("LwF (lam=0.5)", 0, 1, "promoted"),
+        ("L2", 1, 2, "chosen"),
+        ("LwF (lam=0.5)", 1, 2, "final"),
+    ]
+    assert result.validation_top1 == result.reference_top1 == scores["l2", 1] == result.table[3]["val_top1"]
+    assert result.table[4]["val_top1"] == scores["l2", 1]  # the stubbed tie
+
+    # The returned model is L2's run at epoch 2 (restored, not retrained): the score the trial reported.
+    train, validation = selection_data.splits((x, y), 0.25, batch_size=8, seed=0)
+    assert train.num_examples == 45 and validation.num_examples == 15  # 5 of each class's 20 held out
+    evaluated = keras_tl.data.evaluate(result.model, validation.dataset, validation.num_classes)["top1"]
+    assert evaluated == result.validation_top1
+    assert len(result.history["loss"]) == 2
+
+    # Cost: 5 steps per epoch (45 // 8); L2 and LwF 1 + 1 epochs each, L2-SP the steps until it diverged.
+    diverged_steps = result.table[1]["steps"]
+    assert 1 <= diverged_steps <= 5
+    assert [row["steps"] for row in result.table] == [5, diverged_steps, 5, 5, 5]
+    assert result.cost["training_steps"] == 20 + diverged_steps
+    assert result.cost["l2_run_steps"] == 10
+    assert result.cost["ratio"] == (20 + diverged_steps) / 10 <= result.cost["planned_ratio"] == 2.5 <= 3
+    assert "Chosen: L2, validation top-1" in result.markdown()
+
+    # Rungs continue one run: L2 stopped at epoch 1 and resumed equals one uninterrupted 2-epoch run.
+    keras.utils.set_random_seed(0)
+    model, _ = keras_tl.fine_tune("l2", tiny_source(), train, epochs=2, lr=0.05, taps=TAPS, seed=0, verbose=0)
+    for got, want in zip(result.model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    # Only the chosen run's checkpoint is kept.
+    folders = sorted(f for f in os.listdir(result.directory) if f.startswith("candidate_"))
+    assert [f for f in folders if os.path.isdir(os.path.join(result.directory, f, "backup"))] == [
+        "candidate_0"
+    ]
+
+    # Rerun with the same arguments: the search is over, nothing trains; the same result.
+    counter = StepCounter()
+    again = keras_tl.select(
+        tiny_source(),
+        (x, y),
+        0.25,
+        directory=str(tmp_path),
+        candidates=candidates,
+        callbacks=[counter],
+        **SETTINGS,
+    )
+    assert counter.steps == 0
+    assert again.table == result.table and again.method == result.method
+    with pytest.raises(ValueError, match=r"Received: other lr: 0.05 there, 0.1 now"):
+        keras_tl.select(
+            tiny_source(),
+            (x, y),
+            0.25,
+            directory=str(tmp_path),
+            candidates=candidates,
+            **{**SETTINGS, "lr": 0.1},
+        )
+
+
+def test_held_out_fraction_is_stratified_and_a_split_needs_a_validation_split():
+    x, y = arrays(n=60)
+    train, validation = selection_data.splits((x, y), 0.2, batch_size=8, seed=3)
+    assert np.bincount(validation.labels).tolist() == [4, 4, 4]
+    assert np.bincount(train.labels).tolist() == [16, 16, 16]
+    held = np.concatenate([images for images, _ in validation.dataset.as_numpy_iterator()])
+    kept = np.concatenate([images for images, _ in train.dataset.as_numpy_iterator()])
+    assert len(held) == 12 and len(kept) == 48  # every batch full: 48 = 6 × 8
+    assert not {row.tobytes() for row in held} & {row.tobytes() for row in kept}
+    with pytest.raises(
+        ValueError,
+        match=r"^Expected a validation split with a keras_tl.data.Split as train \(a fraction "
+        r"is held out of in-memory arrays only\): pass a validation split, e.g. "
+        r"keras_tl.data.load\(spec, 'train', per_class=k, seed=s, complement=True\)",
+    ):
+        selection_data.splits(train, 0.2)
+    with pytest.raises(
+        ValueError, match=r"^Expected 0 < validation < 1 \(a fraction\). Received: validation=1.5$"
+    ):
+        selection_data.splits((x, y), 1.5)
+    with pytest.raises(ValueError, match=r"^Expected budget >= 1 \(a float\). Received: budget=0.5$"):
+        keras_tl.select(tiny_source(), (x, y), 0.2, directory="unused", budget=0.5)
