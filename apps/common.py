@@ -6,7 +6,6 @@ validators and `python -m apps.<name> --help` work as usual. Each app turns its 
 frozen dataclass (`<App>Config.from_flags`) and `run(config)` uses only the config.
 """
 
-import contextlib
 import dataclasses
 import functools
 import math
@@ -304,17 +303,6 @@ def define_compute_flags(fv):
 def jit_compile(config):
     """`compile`'s `jit_compile` from `config.jit_compile`: None is Keras' `"auto"`."""
     return "auto" if config.jit_compile is None else config.jit_compile
-
-
-@contextlib.contextmanager
-def dtype_policy(name):
-    """Keras' global dtype policy `name` inside the block, the previous one after it (a run leaves none behind)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def define_loading_flag(fv):

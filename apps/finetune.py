@@ -30,6 +30,7 @@ from apps import common, method_flags, reporting
 from keras_tl import backbones, fine_tuning, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
+from keras_tl.utils.policy import dtype_policy
 
 DEMO_IMAGE_SIZE = 16
 
@@ -214,7 +215,7 @@ def run(config):
     Keras' global dtype policy is `config.dtype_policy` during the run (sources and targets are
     built under it), and what it was before afterwards.
     """
-    with common.dtype_policy(config.dtype_policy):
+    with dtype_policy(config.dtype_policy):
         return _run(config)
 
 

@@ -19,6 +19,7 @@ import keras_tl
 from apps import common
 from keras_tl import backbones, pretraining
 from keras_tl.data import tfrecord
+from keras_tl.utils.policy import dtype_policy
 
 FLAGS = flags.FlagValues()
 DIGITS_CLASSES = ("0", "1", "2", "3", "4")
@@ -112,7 +113,7 @@ def run(config):
 
     Keras' global dtype policy is `config.dtype_policy` during the run, and what it was before afterwards.
     """
-    with common.dtype_policy(config.dtype_policy):
+    with dtype_policy(config.dtype_policy):
         return _run(config)
 
 
