@@ -119,7 +119,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig(DataConfig):
     """The fields of `define_data_flags`, `define_sampling_flags`, `define_training_flags`,
-    `define_distribute_flag`, and `eval_split` and `backup_dir`."""
+    `define_distribute_flag`, `define_compute_flags`, and `eval_split` and `backup_dir`."""
 
     per_class: int = 0
     fraction: float = 0.0
@@ -133,6 +133,8 @@ class TrainingConfig(DataConfig):
     eval_split: str = "test"
     backup_dir: str = ""
     distribute: str = "none"
+    dtype_policy: str = "float32"
+    jit_compile: bool | None = None
 
     def backup(self, *parts):
         """A checkpoint folder: `backup_dir` (default `<output_dir>/backup`) / `parts`."""
@@ -237,8 +239,10 @@ def define_training_flags(fv, epochs, lr, output_dir):
     flags.DEFINE_enum(
         "augment",
         "keras",
-        ["keras", "none"],
-        "Training augmentation (Keras layers, or none).",
+        list(tl_data.augmentation.CHOICES),
+        "Training augmentation, resume-safe: 'keras' (random crop and flip), 'none' (center crop), or the "
+        "crop and flip followed by Keras' RandAugment and/or MixUp or CutMix (these mix the labels too; "
+        "the loss is then categorical cross-entropy).",
         flag_values=fv,
     )
     flags.DEFINE_boolean(
@@ -273,6 +277,32 @@ def check_distribute(value):
             f"Expected --distribute to be one of {list(allowed)} on the {keras.backend.backend()} backend. "
             f"Received: {value!r}"
         )
+
+
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def define_compute_flags(fv):
+    """--dtype_policy and --jit_compile: mixed precision and XLA (`TrainingConfig.dtype_policy`, `.jit_compile`)."""
+    flags.DEFINE_enum(
+        "dtype_policy",
+        "float32",
+        list(DTYPE_POLICIES),
+        "Keras' global dtype policy, set before anything is built: mixed_float16 (GPUs; loss scaling) or "
+        "mixed_bfloat16 (TPUs, recent GPUs and CPUs) compute in 16 bits and keep float32 weights.",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "jit_compile",
+        None,
+        "Compile the training step with XLA (--nojit_compile: not); default: Keras' 'auto'.",
+        flag_values=fv,
+    )
+
+
+def jit_compile(config):
+    """`compile`'s `jit_compile` from `config.jit_compile`: None is Keras' `"auto"`."""
+    return "auto" if config.jit_compile is None else config.jit_compile
 
 
 def define_loading_flag(fv):

@@ -33,6 +33,7 @@ from apps import auto_select, common, method_flags, reporting
 from keras_tl import backbones, fine_tuning, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
+from keras_tl.utils.policy import dtype_policy
 
 DEMO_IMAGE_SIZE = 16
 
@@ -128,6 +129,7 @@ flags.DEFINE_string(
     flag_values=FLAGS,
 )
 common.define_distribute_flag(FLAGS)
+common.define_compute_flags(FLAGS)
 common.define_loading_flag(FLAGS)
 common.validator(FLAGS, "source_dataset", parse_spec)
 common.validate_finite(FLAGS)
@@ -210,19 +212,29 @@ def pretrain_demo_source(config, size):
         bn_momentum=0.9,  # a few hundred steps: the moving statistics must converge within them
         distribute=c.distribute,
         backup_dir=c.backup("source"),
+        jit_compile=common.jit_compile(c),
     )
     return output
 
 
 def run(config):
-    """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict."""
+    """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict.
+
+    Keras' global dtype policy is `config.dtype_policy` during the run (sources and targets are
+    built under it), and what it was before afterwards.
+    """
+    with dtype_policy(config.dtype_policy):
+        return _run(config)
+
+
+def _run(config):
     c = config
     start = time.perf_counter()
     os.makedirs(c.output_dir, exist_ok=True)
     source = c.source or pretrain_demo_source(c, (c.image_size or DEMO_IMAGE_SIZE,) * 2)
     image_size = (c.image_size,) * 2 if c.image_size else None
     source_model, taps, preprocess, size = models.load_source(
-        source, c.source_weights or None, image_size, c.unsafe_deserialization, seed=c.seed
+        source, c.source_weights or None, image_size, c.unsafe_deserialization, seed=c.seed, preprocess=c.preprocess
     )
     if image_size and tuple(image_size) != tuple(size):
         raise ValueError(f"Expected --image_size to match the source's input {size}. Received: {c.image_size}")
@@ -285,6 +297,7 @@ def run(config):
                         distribute=c.distribute,
                         validation_freq=c.validation_freq,
                         backup_dir=c.backup(label, f"seed{seed}"),
+                        jit_compile=common.jit_compile(c),
                     )
             except FloatingPointError as error:
                 # NaNGuard: one diverged method must not lose the others (nor the finished runs).

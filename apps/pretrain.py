@@ -19,6 +19,7 @@ import keras_tl
 from apps import common
 from keras_tl import backbones, pretraining
 from keras_tl.data import tfrecord
+from keras_tl.utils.policy import dtype_policy
 
 FLAGS = flags.FlagValues()
 DIGITS_CLASSES = ("0", "1", "2", "3", "4")
@@ -61,6 +62,7 @@ flags.DEFINE_string(
     "backup_dir", "", "Checkpoint folder (AtomicBackupAndRestore); empty: <output_dir>/backup.", flag_values=FLAGS
 )
 common.define_distribute_flag(FLAGS)
+common.define_compute_flags(FLAGS)
 common.validator(FLAGS, "output", lambda value: _check_keras_path("--output", value))
 common.validate_finite(FLAGS)
 
@@ -107,7 +109,15 @@ def loss_options(config):
 
 
 def run(config):
-    """Pre-trains as `config` (a `PretrainConfig`) says; returns `(model, history, output path)`."""
+    """Pre-trains as `config` (a `PretrainConfig`) says; returns `(model, history, output path)`.
+
+    Keras' global dtype policy is `config.dtype_policy` during the run, and what it was before afterwards.
+    """
+    with dtype_policy(config.dtype_policy):
+        return _run(config)
+
+
+def _run(config):
     c = config
     size = (c.image_size,) * 2 if c.image_size else backbones.default_input_shape(c.backbone)[:2]
     preprocess = c.preprocess or c.backbone
@@ -136,6 +146,7 @@ def run(config):
         backup_dir=c.backup(),
         seed=c.seed,
         distribute=c.distribute,
+        jit_compile=common.jit_compile(c),
     )
     return model, history, output
 

@@ -28,7 +28,8 @@ def summarize(runs):
 def markdown_table(results):
     """`results`: `{method: {"runs": [...], "summary": {...}}}` → a markdown table, percentages mean ± std.
 
-    A diverged method (`"diverged"` in its result) gets a row saying so, after the others.
+    A method with one run shows its value alone (a std of one run would read as a spread of 0);
+    a diverged method (`"diverged"` in its result) gets a row saying so, after the others.
     """
     finished = {label: result for label, result in results.items() if "diverged" not in result}
     keys = [(key, title) for key, title in METRICS if any(key in r["summary"] for r in finished.values())]
@@ -40,13 +41,19 @@ def markdown_table(results):
         cells = []
         for key, _ in keys:
             stat = result["summary"].get(key)
-            cells.append("" if stat is None else f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}")
+            cells.append("" if stat is None else percent(stat, len(result["runs"])))
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(result['runs'])} |")
     for method, result in results.items():
         if "diverged" in result:
             cells = [f"diverged (seed {result['diverged']['seed']})"] + [""] * (len(keys) - 1)
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(result['runs'])} |")
     return "\n".join(lines)
+
+
+def percent(stat, runs):
+    """`"81.2 ± 1.3"` (percent) over several runs; `"81.2"` for one."""
+    mean = f"{100 * stat['mean']:.1f}"
+    return mean if runs == 1 else f"{mean} ± {100 * stat['std']:.1f}"
 
 
 def write(output_dir, report, table=None):

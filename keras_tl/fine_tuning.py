@@ -14,6 +14,13 @@ def cosine_sgd(lr, momentum, total_steps):
     return keras.optimizers.SGD(schedule, momentum=momentum)
 
 
+def classification_loss(train):
+    """Cross-entropy on the logits: sparse for int labels, categorical for MixUp/CutMix's label mixtures."""
+    if getattr(train, "mixed", False):
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 def training_callbacks(train, backup_dir=None, keep_backup=False):
     """What every run's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
 
@@ -49,13 +56,17 @@ def fine_tune(
     validation_data=None,
     keep_backup=False,
     stop_at_epoch=None,
+    num_classes=None,
+    batch_size=32,
+    jit_compile="auto",
 ):
     """Fine-tunes `source` on `train` with `method`, as `apps.finetune` and the benchmark do.
 
     The recipe: seed everything with `seed` (again after the data-dependent preparation, so
     a rerun that reads DELTA's cached channel weights starts from the same model); build
     `method`'s `TransferModel` inside `keras_tl.distribute.scope(distribute)`; SGD with
-    momentum and a cosine decay over the run; sparse cross-entropy on the logits; `NaNGuard`,
+    momentum and a cosine decay over the run; cross-entropy on the logits (sparse, or
+    categorical for MixUp/CutMix label mixtures: `classification_loss`); `NaNGuard`,
     the split's resume-safe per-epoch shuffling, and with `backup_dir` an
     `AtomicBackupAndRestore` (a killed run resumes from its last finished epoch); the
     method's own optimizer wrapper (FTP, SPD) and callbacks (stage switches, TPGM), and after
@@ -64,8 +75,10 @@ def fine_tune(
     Args:
         method: a `keras_tl.methods.Method` or a name for `keras_tl.methods.get`.
         source: the source `keras.Model` (or a backbone name).
-        train: the training split from `keras_tl.data.load(..., training=True)`.
-        eval_data: a split evaluated every `validation_freq` epochs (0: not during `fit`).
+        train: the training split from `keras_tl.data.load(..., training=True)`, or plain data
+            as `fit` takes it: a `tf.data.Dataset` of `(images, labels)` or `(x, y)` arrays
+            (`keras_tl.data.as_split`: int or one-hot labels, arrays shuffled per epoch by `seed`).
+        eval_data: a split (or plain data) evaluated every `validation_freq` epochs (0: not during `fit`).
         epochs, lr, momentum: the schedule.
         taps: tapped layers (default: the backbone's default taps, see `Method.build`).
         dropout: dropout before the new head.
@@ -82,6 +95,9 @@ def fine_tune(
             (the cosine schedule and the method's stages stay those of `epochs`); None: all.
             With `backup_dir` and `keep_backup`, a later call with a larger value continues
             the same run where this one stopped (`keras_tl.select`'s rungs).
+        num_classes: for plain data: the number of classes (None: the largest label + 1).
+        batch_size: for plain data: the batch size of arrays and unbatched datasets.
+        jit_compile: `compile`'s `jit_compile` (`"auto"`, True: XLA, False).
 
     Returns:
         `(model, history)`: the trained `TransferModel` and `fit`'s `History`.
@@ -91,6 +107,11 @@ def fine_tune(
     ...                            preprocess="cifar_resnet20", per_class=40, seed=0)
     >>> model, history = keras_tl.fine_tune("delta", source, train, epochs=30, lr=0.01)
     """
+    from keras_tl import data as data_module  # tf.data: imported on first use
+
+    train = data_module.as_split(train, num_classes, batch_size, seed=seed, name="train")
+    if eval_data is not None:
+        eval_data = data_module.as_split(eval_data, train.num_classes, batch_size, training=False, name="eval_data")
     method = methods_module.get(method)
     taps = methods_module.resolve_taps(source, taps)
     if stop_at_epoch is not None:
@@ -107,8 +128,9 @@ def fine_tune(
         model = method.build(source, train, taps=taps, dropout=dropout, setup=setup)
         model.compile(
             optimizer=method.optimizer(cosine_sgd(lr, momentum, epochs * steps)),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=classification_loss(train),
             metrics=["accuracy"],
+            jit_compile=jit_compile,
         )
         history = model.fit(
             train.dataset,
@@ -129,12 +151,15 @@ def fine_tune(
 
 
 def steps_per_epoch(train):
-    """Full batches per epoch of a split (at least 1): the unit of the cosine schedule's length.
+    """Batches per epoch of a split (at least 1): the unit of the cosine schedule's length.
 
-    A training split from `keras_tl.data.load` yields exactly these (it drops the short last
-    batch unless `drop_remainder=False`).
+    A training split from `keras_tl.data.load` yields `num_examples // batch_size` full batches
+    (it drops the short last batch unless `drop_remainder=False`); a plain dataset
+    (`keras_tl.data.as_split`) the batches it was counted to yield; an object that only has
+    `num_examples` and `batch_size` (a split of your own) their full batches.
     """
-    return max(1, train.num_examples // train.batch_size)
+    steps = getattr(train, "steps_per_epoch", None)
+    return steps if steps is not None else max(1, train.num_examples // train.batch_size)
 
 
 def fine_tune_and_evaluate(
@@ -167,6 +192,8 @@ def fine_tune_and_evaluate(
 
     if eval_data is None:
         raise ValueError("Expected eval_data, a split from keras_tl.data.load. Received: eval_data=None")
+    train = data.as_split(train, kwargs.get("num_classes"), kwargs.get("batch_size", 32), seed=seed, name="train")
+    eval_data = data.as_split(eval_data, train.num_classes, train.batch_size, training=False, name="eval_data")
     timer = callbacks_module.StepTimer(steps_per_epoch(train))
     extra = [timer]
     if log_dir and importlib.util.find_spec("tensorboard") is None:

@@ -34,7 +34,7 @@ def prior_guided_diffusion(train, wnids=None, tau=100.0, num_neighbours=5, wordn
 
 # Upstream losses by name: factory(train split, **loss_options) -> a Keras loss on (labels, logits).
 LOSSES = {
-    "cross_entropy": lambda train, **options: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    "cross_entropy": lambda train, **options: fine_tuning.classification_loss(train),
     "pgd": prior_guided_diffusion,
 }
 
@@ -59,6 +59,7 @@ def pretrain(
     distribute="none",
     callbacks=(),
     verbose=2,
+    jit_compile="auto",
 ):
     """Trains `backbone` from scratch on `train` and saves it, with its card, to `output`.
 
@@ -93,6 +94,7 @@ def pretrain(
         distribute: a `keras_tl.distribute.scope` name.
         callbacks: more `keras.callbacks.Callback`s.
         verbose: `fit`'s verbosity.
+        jit_compile: `compile`'s `jit_compile` (`"auto"`, True: XLA, False).
 
     Returns:
         `(model, history)`: the trained model and `fit`'s history dict (`{"loss": [...], ...}`).
@@ -145,6 +147,7 @@ def pretrain(
             optimizer=optimizer,
             loss=LOSSES[loss](train, **(loss_options or {})),
             metrics=["accuracy"],
+            jit_compile=jit_compile,
         )
         history = model.fit(
             train.dataset,

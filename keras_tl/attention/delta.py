@@ -92,6 +92,22 @@ def _batches(x, y, batch_size, num_batches):
     return [(batch[0], batch[1]) for batch in itertools.islice(iter(x), num_batches)]
 
 
+def _plain_data(x, y, num_classes, batch_size):
+    """`(x, y, num_classes)` as `l2_fe_model` and `_batches` take them: a `tf.data.Dataset` or
+    `keras_tl.data.Split` as batches of int labels, arrays with one-hot labels as ids (both via
+    `keras_tl.data`'s adapters, which infer `num_classes`); lists of batches as they are."""
+    import tensorflow as tf  # imported on first use, as keras_tl.data
+
+    from keras_tl import data
+
+    if y is not None:
+        return data.as_arrays(x, y, num_classes, name="x, y")
+    if isinstance(x, (data.Split, tf.data.Dataset)):
+        split = data.plain_split(x, num_classes=num_classes, batch_size=batch_size, name="x")
+        return split.dataset, None, num_classes or split.num_classes
+    return x, y, num_classes
+
+
 def l2_fe_model(
     source, num_classes, x, y=None, taps=None, epochs=10, batch_size=64, optimizer=None, **model_kwargs
 ):
@@ -194,14 +210,18 @@ def delta_channel_weights(
     Args:
         source: the source network (as for `keras_tl.TransferModel`), or a trained
             `TransferModel` used as the L2-FE model as it is.
-        num_classes: target classes (not needed when `source` is a `TransferModel`).
-        x, y: target training data, as for `l2_fe_model`.
+        num_classes: target classes (not needed when `source` is a `TransferModel`; None: the
+            largest label + 1 of `x, y` arrays or of a dataset).
+        x, y: target training data: arrays `x, y` (int or one-hot labels), a
+            `keras_tl.data.Split`, a `tf.data.Dataset` of `(images, labels)` (batched, or single
+            examples batched by `batch_size`; see `keras_tl.data.as_split`), or a list of
+            `(x, y)` batches (then `y` is None).
         taps: tap layer names (default: `source.taps` of a `TransferModel`, or the
             backbone's `default_taps` for a backbone name).
         cache_path: JSON file of raw increases, read if complete, else written.
         normalization, temperature: see `normalize_importance`.
         num_batches: training batches aggregated in step 2.
-        batch_size: batch size of arrays `x, y` (head training and step 2).
+        batch_size: batch size of arrays `x, y` and of an unbatched dataset (head training and step 2).
         chunk_size, max_pass_mb: at most this many channels, and megabytes of ablated
             copies, per suffix pass (see `channel_importance`).
         verbose: 1 shows a progress bar over the ablation passes, 0 is silent.
@@ -232,6 +252,7 @@ def delta_channel_weights(
     if importance is None:
         if x is None:
             raise ValueError("Expected target training data `x` (and `y` for arrays). Received: x=None")
+        x, y, num_classes = _plain_data(x, y, num_classes, batch_size)
         if isinstance(source, TransferModel):
             model = source
         else:

@@ -1,75 +1,20 @@
 """`keras_tl.data.load`: a data-set spec → a batched `tf.data` pipeline and its class names."""
 
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.data import transforms
+from keras_tl.data import augmentation, transforms
 from keras_tl.data.digits import load_digits
 from keras_tl.data.folder import load_folder
 from keras_tl.data.records import scan
 from keras_tl.data.sampling import few_shot_indices
+from keras_tl.data.shuffling import shuffled_per_epoch
+from keras_tl.data.split import Split
 from keras_tl.data.tfds import load_tfds
 from keras_tl.data.tfrecord import load_tfrecord
 
 SCHEMES = ("tfds", "folder", "tfrecord", "digits")
-AUGMENTATIONS = ("keras", "none")
-
-
-@dataclasses.dataclass
-class Split:
-    """What `load` returns.
-
-    Attributes:
-        dataset: `tf.data.Dataset` of `(images, labels)` batches: float32 images
-            `[batch, H, W, 3]` (`[batch, 10, H, W, 3]` with `crops="ten"`) already preprocessed
-            for the backbone, int32 labels. It feeds `fit`/`evaluate` on every backend.
-        class_names: the name of each label of the returned labels.
-        labels: int array, the label of every example the dataset yields (in reading order,
-            before any shuffling), e.g. for per-class counts.
-        image_size: `(H, W)`.
-        batch_size: examples per batch (the last batch may be smaller).
-        epoch: with `training=True`, the `tf.Variable` epoch index the next pass shuffles
-            with (each pass reads it, then adds 1); `None` otherwise. A resumed `fit` sets it
-            at each epoch's start (`epoch_callback`), so the order does not depend on how many
-            epochs ran in this process.
-    """
-
-    dataset: tf.data.Dataset
-    class_names: list
-    labels: np.ndarray
-    image_size: tuple
-    epoch: tf.Variable = None
-    batch_size: int | None = None
-
-    def epoch_callback(self):
-        """A Keras callback that sets `epoch` to `fit`'s epoch index (resume-safe shuffling)."""
-        import keras
-
-        epoch = self.epoch
-        return keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda index, logs=None: epoch is not None and epoch.assign(index)
-        )
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    @property
-    def num_examples(self):
-        return len(self.labels)
-
-    def describe(self):
-        """`"150 training images in 5 classes, 30 per class (5: 30, 6: 30, ...)"`: what a run trains on."""
-        counts = np.bincount(self.labels, minlength=self.num_classes)
-        spread = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
-        shown = ", ".join(f"{name}: {count}" for name, count in zip(self.class_names[:20], counts[:20], strict=True))
-        more = ", ..." if self.num_classes > 20 else ""
-        return (
-            f"{self.num_examples} training images in {self.num_classes} classes, {spread} per class "
-            f"({shown}{more})"
-        )
+AUGMENTATIONS = augmentation.CHOICES
 
 
 def parse_spec(spec):
@@ -127,8 +72,8 @@ def load(
     Selecting: `classes` keeps some classes (relabelled in the given order), then
     `per_class` / `fraction` draw a stratified few-shot sample with `seed`. Transforming:
     training resizes to `resize_ratio × image_size`, crops `image_size` at random and flips
-    (`augment="keras"`: stateless, keyed by (seed, epoch, position), so resume-safe; any callable `image -> image` instead, e.g. a
-    keras-cv layer); evaluation resizes the same way and takes the center crop or the ten
+    (`augment="keras"`: stateless, keyed by (seed, epoch, position), so resume-safe), optionally
+    followed by RandAugment and MixUp or CutMix (see `augment`); evaluation resizes the same way and takes the center crop or the ten
     crops. Last, `preprocess` maps 0..255 RGB to the backbone's input.
 
     Args:
@@ -140,9 +85,16 @@ def load(
             batches of 0..255 images, or `None` to keep 0..255.
         batch_size: examples per batch.
         training: shuffle and augment; defaults to `split == "train"`.
-        augment: `"keras"`, `"none"` or a callable applied to each float image in 0..255,
-            already resized to `image_size` (it must keep that size), e.g. keras-cv's
-            `RandAugment(value_range=(0, 255))`.
+        augment: the training augmentation, keyed by (seed, epoch, position) so resume-safe:
+            `"keras"` (random crop and flip), `"none"` (the center crop), or those followed by
+            Keras core's layers: `"randaugment"`, `"mixup"`, `"cutmix"`, joined by `+`
+            (`"randaugment+mixup"`), or a list of names and Keras layers
+            (`["keras", keras.layers.RandAugment(factor=0.3), keras.layers.MixUp(alpha=0.4)]`),
+            see `keras_tl.data.augmentation`. MixUp/CutMix mix batches and their labels: the
+            dataset then yields float32 label mixtures `[batch, classes]` (`Split.mixed`; loss:
+            `CategoricalCrossentropy`, as `keras_tl.fine_tune` picks). Or any callable
+            `image -> image` on each float image in 0..255, already resized to `image_size` (it
+            must keep that size), in place of the crop and as reproducible as it is.
         flip: random horizontal flips in the `"keras"` augmentation.
         resize_ratio: resize size / crop size (256 / 224 by default).
         crops: evaluation crops, `"center"` or `"ten"` (images then have a crops axis of 10).
@@ -166,7 +118,8 @@ def load(
             and under JAX it would also compile the step a second time.
 
     Returns:
-        A `Split` (dataset, class_names, labels, image_size).
+        A `Split` (dataset, class_names, labels, image_size, ...; with MixUp/CutMix also the
+        batches before mixing, `unmixed()`).
 
     Example:
     >>> train = keras_tl.data.load("folder:../shared/data/dtd10", "train", image_size=224,
@@ -178,10 +131,8 @@ def load(
     drop_remainder = training if drop_remainder is None else bool(drop_remainder)
     if crops not in transforms.CROPS:
         raise ValueError(f"Expected crops to be one of {transforms.CROPS}. Received: crops={crops!r}")
-    if not (callable(augment) or augment in AUGMENTATIONS):
-        raise ValueError(
-            f"Expected augment to be one of {AUGMENTATIONS} or a callable. Received: augment={augment!r}"
-        )
+    # A callable replaces the crop, as it is; names and lists are keyed stages (`augmentation.parse`).
+    crop, image_layers, mix = ("keras", [], None) if callable(augment) else augmentation.parse(augment)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
 
@@ -227,10 +178,11 @@ def load(
         dataset = dataset.cache()
     epoch = None
     if training:
-        dataset, epoch = _shuffled_per_epoch(dataset, max(1, min(len(labels), shuffle_buffer)), seed)
+        dataset, epoch = shuffled_per_epoch(dataset, max(1, min(len(labels), shuffle_buffer)), seed)
 
-    resize, augment = _stages(training, augment, image_size, resize_ratio, flip, crops, seed)
-    # Training elements carry a per-example key (see `_shuffled_per_epoch`) until augmented.
+    plain = callable(augment)
+    resize, augment = _stages(training, augment if plain else crop, image_size, resize_ratio, flip, crops, seed)
+    # Training elements carry a per-example key (see `shuffled_per_epoch`) until batched.
     dataset = dataset.map(
         lambda encoded, label, *key: (resize(transforms.decode(encoded)), label, *key),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -238,65 +190,47 @@ def load(
     if not check_images:
         # Nothing was checked up front: an unreadable image is dropped (and logged) when read.
         dataset = dataset.ignore_errors(log_warning=True)
-    if isinstance(augment, transforms.KerasAugmentation):
-        # Stateless, keyed per example: parallel and reproducible wherever the epoch runs.
+    if training:
+        # Keyed stages are stateless, a function of (seed, epoch, position): parallel and reproducible
+        # wherever the epoch runs. A user's callable may draw from a generator state: sequential, so
+        # a seed reproduces a run.
         dataset = dataset.map(
-            lambda image, label, key: (augment(image, key), label), num_parallel_calls=tf.data.AUTOTUNE
+            lambda image, label, key: (_augment_image(augment, image_layers, image, key), label, key),
+            num_parallel_calls=None if plain else tf.data.AUTOTUNE,
         )
-    elif augment is not None:
-        # A user's callable may draw from a generator state: sequential, so a seed reproduces a run.
-        dataset = dataset.map(lambda image, label, key: (augment(image), label))
-    elif training:
-        dataset = dataset.map(lambda image, label, key: (image, label))
     # Fewer examples than one batch: keep the one short batch rather than an empty epoch.
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and len(labels) >= batch_size)
+    batched = dataset.batch(batch_size, drop_remainder=drop_remainder and len(labels) >= batch_size)
     to_input = transforms.tf_preprocess(preprocess)
-    dataset = dataset.map(
-        lambda images, labels: (to_input(images), labels), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return Split(dataset, list(class_names), np.asarray(mapping[labels]), image_size, epoch, batch_size)
 
+    def finish(batches):
+        batches = batches.map(lambda images, labels: (to_input(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.prefetch(tf.data.AUTOTUNE)
 
-def _shuffled_per_epoch(dataset, buffer_size, seed):
-    """`dataset` shuffled by a seed of `(seed, epoch)`, not by how often it was iterated; each
-    element gains a last component, its augmentation key `(seed, epoch, position)`.
-
-    `shuffle(reshuffle_each_iteration=True)` draws each pass's order from this process's
-    iterator count, so a run resumed at epoch k would replay epoch 0's order; here pass k
-    has the order of `(seed, k)` wherever it runs. Blocks of `buffer_size` consecutive
-    examples are each permuted uniformly (stateless); with `buffer_size` ≥ the number of
-    examples (the default up to 10,000) that is one uniform permutation per epoch.
-    """
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    cardinality = dataset.cardinality()
-
-    def one_pass(_):
-        index = epoch.assign_add(1) - 1
-
-        def permute(block_index, block):
-            block_seed = tf.stack([tf.constant(seed, tf.int64), index * 1_000_003 + block_index])
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(tf.shape(block[-1])[0]), seed=block_seed
-            )
-            return tf.data.Dataset.from_tensor_slices(
-                tf.nest.map_structure(lambda t: tf.gather(t, order), block)
-            )
-
-        # The augmentation's key of each example: (seed, epoch, position), another stream than the order's.
-        base = tf.constant(seed, tf.int64) * 2 + 1
-        return (
-            dataset.batch(buffer_size)
-            .enumerate()
-            .flat_map(permute)
-            .enumerate()
-            .map(lambda position, element: (*element, tf.stack([base, index * 1_000_000_007 + position])))
+    unmixed = finish(batched.map(lambda images, labels, keys: (images, labels)) if training else batched)
+    mixed = None
+    if training and mix is not None:
+        # Mixed in 0..255 before `preprocess`: the same as after it for an affine preprocessing.
+        num_classes = len(class_names)
+        mixed = finish(
+            batched.map(lambda images, labels, keys: augmentation.apply_mix(mix, images, labels, keys, num_classes))
         )
+    return Split(
+        unmixed if mixed is None else mixed,
+        list(class_names),
+        np.asarray(mapping[labels]),
+        image_size,
+        epoch,
+        batch_size,
+        unmixed_dataset=None if mixed is None else unmixed,
+    )
 
-    shuffled = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
-    if cardinality >= 0:
-        shuffled = shuffled.apply(tf.data.experimental.assert_cardinality(cardinality))
-    return shuffled, epoch
+
+def _augment_image(augment, image_layers, image, key):
+    if isinstance(augment, transforms.KerasAugmentation):
+        image = augment(image, key)
+    elif augment is not None:
+        image = augment(image)
+    return augmentation.apply_image_layers(image_layers, image, key)
 
 
 def _pair(image_size):

@@ -75,6 +75,8 @@ def eval_transform(image, image_size, ratio=DEFAULT_RESIZE_RATIO, crops="center"
 
 
 CROPS = ("center", "ten")
+# The preprocessing name of a model that takes 0..255 RGB as it is (apps: --preprocess=identity).
+IDENTITY = "identity"
 
 
 class KerasAugmentation:
@@ -86,7 +88,8 @@ class KerasAugmentation:
     generator (Keras' `RandomCrop`/`RandomFlip`) would instead depend on how many images were
     augmented before in this process, so a resumed run, or one whose method first read the
     training data (DELTA's channel attention), would see other crops than an uninterrupted
-    one. Any callable `image -> image` (e.g. keras-cv layers) can replace this one in
+    one. Keras' RandAugment, MixUp and CutMix follow it keyed the same way
+    (`keras_tl.data.augmentation`); any callable `image -> image` can replace it in
     `keras_tl.data.load` (it is then called without a key, and is as reproducible as it is).
     """
 
@@ -116,9 +119,10 @@ def tf_preprocess(preprocess):
     returned unchanged and must then accept TensorFlow tensors.
 
     Args:
-        preprocess: `None` (identity), a backbone name, or a callable on 0..255 images.
+        preprocess: `None` or `"identity"` (images stay 0..255), a backbone name, or a callable
+            on 0..255 images.
     """
-    if preprocess is None:
+    if preprocess is None or preprocess == IDENTITY:
         return lambda images: images
     if isinstance(preprocess, str):
         from keras_tl import backbones

@@ -1,5 +1,7 @@
 """SavedModel export for TensorFlow Serving: the inference graph with its preprocessing, two signatures."""
 
+import contextlib
+import logging
 import os
 import re
 import secrets
@@ -8,6 +10,7 @@ import time
 
 import keras
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from keras_tl.data import transforms
 
@@ -137,7 +140,8 @@ def export_serving(
         image_size: `(H, W)` (or an int) to export a model whose input has no fixed size at;
             `None`: the model's own input size.
         resize_ratio: resize size / crop size of the bytes signature's center crop.
-        verbose: print Keras' export summary.
+        verbose: print Keras' export summary and TensorFlow's INFO logs of the writing (by default
+            silenced, see `quiet_tensorflow_logs`).
 
     Returns:
         The path of the written version folder.
@@ -189,13 +193,34 @@ def export_serving(
     staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(staging)
     try:
-        archive.write_out(staging, verbose=verbose)
+        with contextlib.nullcontext() if verbose else quiet_tensorflow_logs():
+            archive.write_out(staging, verbose=verbose)
         _refuse_existing(final)
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_logs():
+    """TensorFlow's INFO logs (absl's and the `tensorflow` logger's) off inside the block, as before after it.
+
+    Writing a SavedModel logs at INFO, through absl, a line per function naming every input it
+    renames (one per variable: hundreds for a ResNet), plus "Sharding callback duration",
+    "Assets written to" and "Writing fingerprint": what an app that logs at INFO would show.
+    Warnings and errors still show.
+    """
+    tf_logger = tf.get_logger()
+    verbosity, level = absl_logging.get_verbosity(), tf_logger.level
+    absl_logging.set_verbosity(min(verbosity, absl_logging.WARNING))  # absl: higher is more verbose
+    tf_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(verbosity)
+        tf_logger.setLevel(level)
 
 
 def remove_stale_staging(model_dir):

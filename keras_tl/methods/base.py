@@ -52,7 +52,8 @@ class Context:
         source: the source network, as given to `TransferModel`.
         taps: the tapped layer names.
         train: the training split (`keras_tl.data.load`'s result: `.dataset` of
-            `(images, integer labels)` batches, `.num_classes`), or None.
+            `(images, integer labels)` batches, `.num_classes`), or None. `Method.setup` makes
+            plain data one and undoes MixUp/CutMix (`keras_tl.data.plain_split`).
         cache_dir: where measurements are cached (a rerun reads them back), or None.
         validation: held-out data (never the test split) for the methods that choose or learn
             on it (LP-FT's C, WiSE-FT's α, TPGM's radii), or None.
@@ -250,8 +251,13 @@ class Method:
         return gradients.DTNH() if self.dtnh else None
 
     def setup(self, source=None, train=None, taps=(), cache_dir=None, validation=None):
-        """The method prepared for `train` (a `Setup`): its data-dependent terms measured once."""
-        context = Context(source, tuple(taps), train, cache_dir, validation)
+        """The method prepared for `train` (a `Setup`): its data-dependent terms measured once.
+
+        `train`: a `keras_tl.data` split or plain data (see `keras_tl.data.as_split`), or None.
+        """
+        from keras_tl import data  # tf.data: imported on first use
+
+        context = Context(source, tuple(taps), data.plain_split(train, name="train"), cache_dir, validation)
         return Setup(
             list(self.terms(context)),
             freeze_backbone=self.freeze_backbone,
@@ -266,15 +272,18 @@ class Method:
 
         Args:
             source: the source `keras.Model` (or a backbone name).
-            train: the training split (`keras_tl.data.load`'s result); data-dependent methods
-                measure it, and its `num_classes` sizes the head.
+            train: the training split (`keras_tl.data.load`'s result, or plain data, see
+                `keras_tl.data.as_split`); data-dependent methods measure it, and its
+                `num_classes` sizes the head.
             taps: tapped layers; default `keras_tl.backbones.default_taps` of the source's name.
             cache_dir: where measurements are cached (DELTA's channel weights).
             dropout: dropout before the new head.
             setup: a `Setup` already made by `setup()` (then nothing is measured again).
         """
+        from keras_tl import data  # tf.data: imported on first use
         from keras_tl.models import TransferModel
 
+        train = data.as_split(train, name="train")
         taps = resolve_taps(source, taps)
         setup = setup or self.setup(source, train, taps, cache_dir)
         model = TransferModel(

@@ -83,7 +83,7 @@ def resolve_preprocess(preprocess="", card=None, model_name=None):
     )
 
 
-def load_source(source, weights=None, image_size=None, unsafe_deserialization=False, seed=0):
+def load_source(source, weights=None, image_size=None, unsafe_deserialization=False, seed=0, preprocess=""):
     """A source network with what fine-tuning it needs: `(model, taps, preprocess, image size)`.
 
     Args:
@@ -94,6 +94,8 @@ def load_source(source, weights=None, image_size=None, unsafe_deserialization=Fa
         image_size: `(height, width)` for a backbone name; `None`: the backbone's default.
         unsafe_deserialization: see `keras_tl.models.load_model`.
         seed: initialises a backbone without weights, so one call gives one model.
+        preprocess: the preprocessing, over the card's or the backbone's (`resolve_preprocess`):
+            what a `.keras` source without a card needs (apps: `--preprocess`, e.g. `"identity"`).
 
     Returns:
         `(model, taps, preprocess, image_size)`: taps are the backbone's default taps (`[]` for an
@@ -109,7 +111,7 @@ def load_source(source, weights=None, image_size=None, unsafe_deserialization=Fa
         model = backbones.build(source, weights=None if strict else weights or None, input_shape=size + (3,))
         if strict:  # a mismatched file fails naming each variable
             load_weights(model, weights)
-        return model, backbones.default_taps(source), source, size
+        return model, backbones.default_taps(source), preprocess or source, size
     if not str(source).endswith(".keras"):
         raise ValueError(
             f"Expected source to be a backbone name from {list(backbones.NAMES)} or a saved model file "
@@ -118,4 +120,4 @@ def load_source(source, weights=None, image_size=None, unsafe_deserialization=Fa
     model, card = load_model_and_card(source, unsafe_deserialization)
     name = card.get("backbone") or model.name
     taps = backbones.default_taps(name) if name in backbones.NAMES else []
-    return model, taps, resolve_preprocess("", card, name), input_size(model)
+    return model, taps, resolve_preprocess(preprocess, card, name), input_size(model)

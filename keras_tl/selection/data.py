@@ -78,29 +78,14 @@ def splits(train, validation, batch_size=32, seed=0):
 
 
 def _split(x, y, batch_size, seed, training, num_classes=None):
-    """Arrays as a `Split`: `keras_tl.data.as_split` where it exists (issue 25), else the same in a few lines."""
+    """Arrays as a `Split` (`keras_tl.data.as_split`): shuffled per epoch by `(seed, epoch)` when training."""
     from keras_tl import data
 
-    num_classes = num_classes or int(y.max()) + 1
-    if hasattr(data, "as_split"):
-        return data.as_split((x, y), num_classes, batch_size, training=training, seed=seed)
-    # Until keras_tl.data.as_split is merged: per-epoch shuffling keyed by (seed, epoch), as load's.
-    import tensorflow as tf
-
-    from keras_tl.data import pipeline
-
-    dataset, epoch = tf.data.Dataset.from_tensor_slices((x, y)), None
-    if training:
-        dataset, epoch = pipeline._shuffled_per_epoch(dataset, len(y), seed)
-        dataset = dataset.map(lambda image, label, key: (image, label))
-    dataset = dataset.batch(batch_size, drop_remainder=training and len(y) >= batch_size).prefetch(
-        tf.data.AUTOTUNE
-    )
-    return data.Split(
-        dataset=dataset,
-        class_names=[str(i) for i in range(num_classes)],
-        labels=y,
-        image_size=tuple(x.shape[1:3]),
-        epoch=epoch,
-        batch_size=batch_size,
+    return data.as_split(
+        (x, y),
+        num_classes or int(y.max()) + 1,
+        batch_size,
+        training=training,
+        seed=seed,
+        drop_remainder=training and len(y) >= batch_size,
     )

@@ -155,7 +155,9 @@ def test_accuracies_top1_and_mean_per_class():
     "kwargs, message",
     [
         ({"crops": "five"}, "Expected crops to be one of"),
-        ({"augment": "randaugment"}, "Expected augment to be one of"),
+        ({"augment": "autoaugment"}, "Expected augment to be one of"),
+        ({"augment": "mixup+randaugment"}, r"Expected MixUp/CutMix last"),
+        ({"augment": "mixup+cutmix"}, "Expected at most one of MixUp and CutMix"),
         ({"batch_size": 0}, "Expected batch_size to be a positive int"),
         ({"image_size": (4, 4, 3)}, "Expected image_size"),
         ({"complement": True}, "Expected per_class or fraction with complement=True"),
