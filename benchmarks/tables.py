@@ -47,7 +47,7 @@ def schedule_section(settings, dataset):
     what = (
         "its val split"
         if plans.DATASETS[dataset]["selection_split"] == "val"
-        else ("the train images its 30-per-class sample leaves out")
+        else f"the train images its {plans.DATASETS[dataset]['per_class']}-per-class sample leaves out"
     )
     lines = [
         f"**{dataset}** — L2, seed 0, validated on {what}; chosen: "
