@@ -66,6 +66,7 @@ def every_run(settings, labels):
         [f"schedule:{d}" for d in plans.datasets_of(settings)]
         + ["grid", "dtnh"]
         + [f"{kind}:{d}" for kind in ("table", "ablation") for d in plans.datasets_of(settings)]
+        + [f"{kind}:{d}" for kind in ("strength", "defaults", "authors") for d in plans.datasets_of(settings)]
     )
     for name in names:
         for run, result in collect(settings, plans.plan(settings, name, labels)):

@@ -9,7 +9,7 @@ import os
 
 import keras
 
-from benchmarks import plans
+from benchmarks import defaults_tables, plans
 from benchmarks.plots import plot_schedule
 from benchmarks.records import every_run
 from benchmarks.tables import (
@@ -52,6 +52,7 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     for dataset in plans.datasets_of(settings):
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
+    sections += defaults_sections(settings, labels)
     sections.append(
         "## DELTA's channel attention, ablated (test split, same α and seeds)\n\n"
         + ablation_section(settings)
@@ -64,3 +65,26 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     )
     files.write_atomic(doc, "\n\n".join(s for s in sections if s) + "\n")
     return doc
+
+
+def defaults_sections(settings, labels):
+    """The library's defaults: how the scale-free α was chosen, and every method at its defaults per data set."""
+    sections = [
+        "## The scale-free α (relative feature-map terms, issue 27)\n\n"
+        + "\n\n".join(
+            filter(None, (defaults_tables.strength_section(settings, d) for d in plans.datasets_of(settings)))
+        )
+    ]
+    for dataset in plans.datasets_of(settings):
+        table = defaults_tables.defaults_section(settings, dataset, labels)
+        if table == "Pending.":
+            continue
+        parts = [f"## {dataset}: every method at the library's defaults (test split)", table]
+        if plans.DATASETS[dataset].get("sources") == "near":
+            parts.append(defaults_tables.regime_section(settings, dataset, labels))
+        parts += [
+            defaults_tables.defaults_directions(settings, dataset, labels),
+            defaults_tables.advice(settings, dataset, labels),
+        ]
+        sections.append("\n\n".join(p for p in parts if p))
+    return sections

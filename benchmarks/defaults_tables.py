@@ -1,0 +1,150 @@
+"""The report's sections about the library's defaults (issue 27) and the near-transfer regime (issue 29).
+
+They read the plans of `benchmarks.strength`: the scale-free α's sweep (`strength:<data>`), every
+method at the library's defaults (`defaults:<data>`) and at the papers' settings
+(`authors:<data>`); nothing trains here.
+"""
+
+import numpy as np
+
+from benchmarks import plans, strength
+from benchmarks.cells import diff_cell, display, final_train_loss, mean_std, pct
+from benchmarks.records import by_seed, collect
+from benchmarks.runs import AUTHORS, LIBRARY, load_source
+from benchmarks.statistics import paired, sign_test, verdict
+
+
+def _l2_selection_score(settings, dataset):
+    """L2's seed-0 top-1 on the selection split at the chosen schedule (the schedule plan's run)."""
+    epochs = plans.chosen_epochs(settings, dataset)
+    for run, result in collect(settings, plans.schedule_runs(settings, dataset)):
+        if result is not None and run.epochs == epochs:
+            return result.get("top1")
+    return None
+
+
+def strength_section(settings, dataset):
+    runs = collect(settings, strength.strength_runs(settings, dataset))
+    if not runs:
+        return f"**{dataset}**: pending (needs its schedule)."
+    scores = {(run.method, dict(run.hparams)["alpha"]): result for run, result in runs}
+    header = " | ".join(f"α = {a:g}" for a in strength.STRENGTH_VALUES)
+    lines = [
+        f"**{dataset}** — seed 0, the selection split; L2: {pct(_l2_selection_score(settings, dataset))} %",
+        "",
+        f"| method | {header} |",
+        "|---|" + "---|" * len(strength.STRENGTH_VALUES),
+    ]
+    if all(result is None for _, result in runs):
+        return ""
+    for name in strength.relative_methods():
+        cells = []
+        for alpha in strength.STRENGTH_VALUES:
+            result = scores.get((name, alpha))
+            cells.append(
+                "pending" if result is None else "diverged" if "diverged" in result else pct(result["top1"])
+            )
+        lines.append(f"| {display(name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def defaults_entries(settings, dataset, labels, defaults=LIBRARY):
+    """`{label: [finished or diverged results]}` of the `defaults:`/`authors:` plan."""
+    entries = {}
+    for run, result in collect(settings, strength.defaults_runs(settings, dataset, labels, defaults)):
+        if result is not None:
+            entries.setdefault(run.method, []).append(result)
+    return entries
+
+
+def _finished(results):
+    return [r for r in results if "diverged" not in r]
+
+
+def _summary(results):
+    if not results:
+        return "pending"
+    diverged = len(results) - len(_finished(results))
+    return mean_std([r["top1"] for r in _finished(results)]) + (f" ({diverged} diverged)" if diverged else "")
+
+
+def defaults_section(settings, dataset, labels):
+    library = defaults_entries(settings, dataset, labels)
+    authors = defaults_entries(settings, dataset, labels, AUTHORS)
+    l2 = by_seed(_finished(library.get("l2", [])))
+    lines = [
+        "| method | library defaults: top-1 (%) | Δ vs L2 (paired, 95 % CI, wins/n) | train CE, last epoch "
+        "| papers' settings: top-1 (%) | Δ vs L2 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label in labels:
+        ours, theirs = library.get(label, []), authors.get(label, [])
+        if not ours and not theirs:
+            continue
+        papers = "same" if not plans.method_class(label).authors_hparams else _summary(theirs)
+        papers_diff = "" if papers == "same" else diff_cell(paired(by_seed(_finished(theirs)), l2))
+        lines.append(
+            f"| {display(label)} | {_summary(ours)} "
+            f"| {'' if label == 'l2' else diff_cell(paired(by_seed(_finished(ours)), l2))} "
+            f"| {final_train_loss(_finished(ours))} | {papers} | {papers_diff} |"
+        )
+    # Only where a method was run at defaults that differ from the test table's (L2 and L2-FE are the same runs).
+    shown = {label for label in library if label not in ("l2", "l2_fe")} | set(authors)
+    return "\n".join(lines) if shown else "Pending."
+
+
+def defaults_directions(settings, dataset, labels):
+    """The papers' directions on `dataset` at the library's defaults (`plans.directions`)."""
+    entries = defaults_entries(settings, dataset, labels)
+    lines = ["| claim | paired Δ (points) | sign test p | verdict |", "|---|---|---|---|"]
+    for where, better, worse in plans.directions([dataset]):
+        if where != dataset or better not in entries or worse not in entries:
+            continue
+        stats = paired(by_seed(_finished(entries[better])), by_seed(_finished(entries[worse])))
+        p = "—" if stats is None else f"{sign_test(stats['wins'], stats['losses']):.2f}"
+        lines.append(
+            f"| {display(better)} ≥ {display(worse)} | {diff_cell(stats)} | {p} | {verdict(stats)} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def regime_section(settings, dataset, labels):
+    """Is the source useful here? L2-FE's paired gap to L2 and the near sources' own accuracy."""
+    entries = defaults_entries(settings, dataset, labels)
+    gap = paired(by_seed(_finished(entries.get("l2_fe", []))), by_seed(_finished(entries.get("l2", []))))
+    lines = [f"L2-FE − L2 (the source's frozen features against full fine-tuning): {diff_cell(gap)} points."]
+    for loss, path in settings.near_sources:
+        curve = load_source(path)[1].get("history", {}).get("val_accuracy", [])
+        if curve:
+            lines.append(
+                f"`{path.rsplit('/', 1)[-1]}` ({loss}): {pct(curve[-1])} % top-1 on half A's held-out images "
+                f"(best epoch {pct(float(np.max(curve)))} %)."
+            )
+    return "\n\n".join(lines)
+
+
+def advice(settings, dataset, labels):
+    """One line a user can act on: the method with the largest paired gain over L2 at the defaults."""
+    entries = defaults_entries(settings, dataset, labels)
+    l2 = by_seed(_finished(entries.get("l2", [])))
+    best = None
+    for label, results in entries.items():
+        stats = paired(by_seed(_finished(results)), l2)
+        if (
+            label != "l2"
+            and stats is not None
+            and stats["n"] >= 2
+            and (best is None or stats["mean"] > best[1]["mean"])
+        ):
+            best = (label, stats)
+    if best is None:
+        return ""
+    label, stats = best
+    if stats["mean"] <= 0:
+        return "No method beats L2 at its defaults here: use L2, or `keras_tl.select` (it keeps L2 unless a method wins on validation data)."
+    if stats["low"] is not None and stats["low"] > 0:
+        return f"**Use {display(label)}** at its defaults: {diff_cell(stats)} points over plain fine-tuning (L2)."
+    return (
+        f"No method beats L2 with confidence here; the largest mean gain is {display(label)}'s {diff_cell(stats)} "
+        "points: use `keras_tl.select`, which keeps L2 unless a method wins on validation data."
+    )
