@@ -50,7 +50,9 @@ def baseline(case):
 def synthetic_split(x, y, batch_size):
     """A training split over `(x, y)` for the methods' data-dependent preparation."""
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
-    return types.SimpleNamespace(dataset=dataset, num_classes=NUM_CLASSES, num_examples=len(y), batch_size=batch_size)
+    return types.SimpleNamespace(
+        dataset=dataset, num_classes=NUM_CLASSES, num_examples=len(y), batch_size=batch_size
+    )
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -61,10 +63,21 @@ class _StepTimer(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def stop(self, logs):
         # Reading a log value waits for the (asynchronously dispatched) step to finish.
         float(np.asarray(logs["loss"]))
         self.times.append(time.perf_counter() - self._start)
+
+
+class _StopTimer(keras.callbacks.Callback):
+    """Stops a `_StepTimer` after the callbacks listed before it have run their batch end."""
+
+    def __init__(self, timer):
+        super().__init__()
+        self.timer = timer
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.timer.stop(logs)
 
 
 def pretrain_briefly(source, x, y, batch_size):
@@ -74,28 +87,38 @@ def pretrain_briefly(source, x, y, batch_size):
     for layer in source.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.0
-    source.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    source.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     source.fit(x, y, batch_size=batch_size, epochs=5, verbose=0)
 
 
-def build_model(case, source, taps, train):
+def build_model(case, source, taps, train, validation):
+    """`(model, callbacks)`: the case's model compiled as `keras_tl.fine_tune` compiles it (the
+    method's optimizer wrapper: FTP, SPD, Auto-RGN) and its per-step callbacks (TPGM's projection)."""
+    callbacks = []
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     if case == KERAS:  # plain Keras: the source's features, a new Dense head
         features = source.layers[-1].input
         model = keras.Model(source.inputs, keras.layers.Dense(NUM_CLASSES, name="head")(features))
     else:
         method = keras_tl.methods.get(case, **plans.method_class(case).quick_hparams)
-        model = method.build(source, train, taps=taps)
-        for callback in method.callbacks(1, 1):  # a staged method: its first stage
-            if isinstance(callback, keras_tl.callbacks.StagedRegularization):
+        setup = method.setup(source, train, taps, validation=validation)
+        model = method.build(source, train, taps=taps, setup=setup)
+        for callback in method.callbacks(1, 1, setup):
+            if isinstance(
+                callback, keras_tl.callbacks.StagedRegularization
+            ):  # a staged method: its first stage
                 model.set_active_regularizers(callback.stages[0])
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    return model
+            else:
+                callbacks.append(callback)
+        optimizer = method.optimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, callbacks
 
 
-def time_case(model, x, y, batch_size, steps):
+def time_case(model, x, y, batch_size, steps, callbacks=()):
     timer = _StepTimer()
     model.fit(
         x[: batch_size * steps],
@@ -103,7 +126,8 @@ def time_case(model, x, y, batch_size, steps):
         batch_size=batch_size,
         epochs=1,
         verbose=0,
-        callbacks=[timer],
+        # The method's callbacks inside the timed span: the timer starts first and stops last.
+        callbacks=[timer, *callbacks, _StopTimer(timer)],
         shuffle=False,
     )
     return timer.times
@@ -151,14 +175,17 @@ def main(argv=None):
 
     pretrain_briefly(source, x, y, args.batch_size)
     train = synthetic_split(x, y, args.batch_size)
+    validation = (x[: 4 * NUM_CLASSES], y[: 4 * NUM_CLASSES])  # LP-FT's C, TPGM's radii
     models = {}
     for name in names:
-        models[name] = build_model(name, source, taps, train)
-        time_case(models[name], x, y, args.batch_size, args.warmup)  # compile + warm caches
+        models[name] = build_model(name, source, taps, train, validation)
+        model, callbacks = models[name]
+        time_case(model, x, y, args.batch_size, args.warmup, callbacks)  # compile + warm caches
     times = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:
-            times[name] += time_case(models[name], x, y, args.batch_size, args.steps)
+            model, callbacks = models[name]
+            times[name] += time_case(model, x, y, args.batch_size, args.steps, callbacks)
 
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     print(
