@@ -85,6 +85,14 @@ def markdown(summary):
     for row in summary["table"]:
         score = "" if row["val_top1"] is None else f"{100 * row['val_top1']:.1f}"
         lines.append(f"| {row['candidate']} | {row['rung']} | {row['epochs']} | {score} | {row['status']} |")
+    wise = summary.get("wise_ft")
+    if wise:
+        lines += [
+            "",
+            f"WiSE-FT on the chosen model (no training): α = {wise['alpha']:g}, validation top-1 "
+            f"{100 * wise['top1']:.1f} %"
+            + (" (the model itself: no α < 1 was better)" if wise["alpha"] == 1.0 else ""),
+        ]
     return "\n".join(lines)
 
 
@@ -108,6 +116,8 @@ class SelectionResult:
             two's quotient), `planned_ratio` (the rungs' plan), `setup_seconds` (the methods'
             preparation and model builds, not in the steps).
         directory: the search's project folder (its trials, the candidates' checkpoints).
+        wise_ft: WiSE-FT on the chosen model (`select(wise_ft=True)`): `{"alpha", "top1", "table"}`,
+            `alpha` 1.0 where no interpolation towards the source beat the model itself; None: not tried.
 
     Example:
     >>> result = keras_tl.select(source, train, validation, epochs=9, directory="runs/select")
@@ -123,6 +133,7 @@ class SelectionResult:
     table: list
     cost: dict
     directory: str
+    wise_ft: dict | None = None
 
     def markdown(self):
         """The table of what was tried, the chosen method and the cost first (see `markdown`)."""
@@ -138,4 +149,5 @@ class SelectionResult:
             "table": self.table,
             "cost": self.cost,
             "directory": self.directory,
+            "wise_ft": self.wise_ft,
         }

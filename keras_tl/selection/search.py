@@ -41,6 +41,7 @@ sample, `keras_tl.data.load(spec, "train", per_class=k, seed=s, complement=True)
 training arrays take a fraction (`validation=0.2`: that fraction of each class is held out).
 """
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -88,6 +89,7 @@ def select(
     distribute="none",
     callbacks=(),
     verbose=1,
+    wise_ft=True,
 ):
     """Chooses the fine-tuning method and its coefficient on a validation split: never below L2.
 
@@ -113,6 +115,10 @@ def select(
         overwrite: start the search over (only where `directory` holds this project).
         callbacks: more `keras.callbacks.Callback`s for every run's `fit`.
         verbose: 0 silent; else KerasTuner's trial summaries and one line per epoch.
+        wise_ft: then try WiSE-FT on the chosen model at no training cost (`keras_tl.wise_ft`,
+            α ∈ {0, 0.1, ..., 1} towards the source, evaluated on `validation`); the
+            interpolated model is kept only if its validation top-1 is strictly above the
+            model's own (α = 1). Needs `source` as a `keras.Model`.
 
     Returns:
         A `keras_tl.selection.SelectionResult` (the chosen method, its trained model, the
@@ -183,7 +189,35 @@ def select(
     tuner.search(verbose=1 if verbose else 0)
     if worker:
         return None
-    return _result(tuner, oracle, recipe)
+    result = _result(tuner, oracle, recipe)
+    if wise_ft:
+        result = _with_wise_ft(result, recipe)
+    return result
+
+
+def _with_wise_ft(result, recipe):
+    """`result` with WiSE-FT's sweep on its model; the interpolation kept only if strictly better.
+
+    Its α is chosen on the split that scored the candidates, as WiSE-FT chooses α on held-out
+    data; since α = 1 is the chosen model itself, the guarantee (never below L2) still holds.
+    """
+    import keras
+
+    from keras_tl import interpolation
+
+    if not isinstance(recipe.source, keras.Model):
+        logger.info("select: WiSE-FT skipped (it needs the source as a keras.Model)")
+        return result
+    alphas = interpolation.DEFAULT_ALPHAS
+    model, selection = interpolation.wise_ft(
+        result.model, alphas, validation_data=recipe.validation, source=recipe.source
+    )
+    itself = next(row["top1"] for row in selection["table"] if row["alpha"] == 1.0)
+    if selection["top1"] > itself:
+        return dataclasses.replace(
+            result, model=model, validation_top1=float(selection["top1"]), wise_ft=selection
+        )
+    return dataclasses.replace(result, wise_ft={**selection, "alpha": 1.0, "top1": itself})
 
 
 def _result(tuner, oracle, recipe):

@@ -49,7 +49,7 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
     x, y = arrays()
     candidates = [("l2_sp", {"alpha": 1e8}), ("lwf", {"lam": 0.5})]
     result = keras_tl.select(
-        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, **SETTINGS
+        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, wise_ft=False, **SETTINGS
     )
 
     assert result.method == methods.get("l2")
@@ -137,3 +137,30 @@ def test_held_out_fraction_is_stratified_and_a_split_needs_a_validation_split():
         selection_data.splits((x, y), 1.5)
     with pytest.raises(ValueError, match=r"^Expected budget >= 1 \(a float\). Received: budget=0.5$"):
         keras_tl.select(tiny_source(), (x, y), 0.2, directory="unused", budget=0.5)
+
+
+def test_select_tries_wise_ft_on_the_chosen_model_at_no_training_cost(tmp_path):
+    x, y = arrays()
+    source = tiny_source()
+    plain = keras_tl.select(source, (x, y), 0.25, directory=str(tmp_path), candidates=[], wise_ft=False, **SETTINGS)
+    assert plain.wise_ft is None
+    counter = StepCounter()
+    # The same search again: every trial is restored from its checkpoint, then the α sweep evaluates only.
+    result = keras_tl.select(
+        source, (x, y), 0.25, directory=str(tmp_path), candidates=[], callbacks=[counter], **SETTINGS
+    )
+    assert counter.steps == 0
+    table = result.wise_ft["table"]
+    assert [row["alpha"] for row in table] == list(keras_tl.interpolation.DEFAULT_ALPHAS)
+    itself = table[-1]["top1"]
+    assert itself == plain.validation_top1  # α = 1 is the chosen model
+    _, validation = selection_data.splits((x, y), 0.25, batch_size=8, seed=0)
+    evaluated = keras_tl.data.evaluate(result.model, validation.dataset, validation.num_classes)["top1"]
+    assert evaluated == result.validation_top1
+    best = max(row["top1"] for row in table)
+    if best > itself:  # kept only when strictly better, at the smallest α that reaches it
+        assert result.wise_ft["alpha"] == min(row["alpha"] for row in table if row["top1"] == best) < 1.0
+        assert result.validation_top1 == best
+    else:
+        assert result.wise_ft["alpha"] == 1.0 and result.validation_top1 == itself
+    assert "WiSE-FT on the chosen model (no training)" in result.markdown()
