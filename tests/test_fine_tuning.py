@@ -37,7 +37,7 @@ def test_the_readme_example_reproduces_a_benchmark_row_in_at_most_15_lines(sourc
         '"train", seed=0,': '"train", seed=0, classes=["5", "6", "7"], per_class=8,',
         '"test", **data': '"test", classes=["5", "6", "7"], **data',
         "image_size=32": "image_size=8",
-        'keras_tl.methods.get("delta", alpha=0.02)': 'keras_tl.methods.get("delta", head_epochs=1, num_batches=1)',
+        'keras_tl.methods.get("delta")': 'keras_tl.methods.get("delta", head_epochs=1, num_batches=1)',
         "epochs=20": "epochs=1",
         '"runs/delta': f'"{tmp_path}/delta',
     }
