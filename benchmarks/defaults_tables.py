@@ -148,3 +148,48 @@ def advice(settings, dataset, labels):
         f"No method beats L2 with confidence here; the largest mean gain is {display(label)}'s {diff_cell(stats)} "
         "points: use `keras_tl.select`, which keeps L2 unless a method wins on validation data."
     )
+
+
+def select_section(settings, labels, record):
+    """`keras_tl.select`'s searches (`benchmarks.select_runs`): per seed, its choice against L2 and the grid's best."""
+    if not record:
+        return "Pending (`python -m benchmarks.select_runs`)."
+    from benchmarks.records import table_entries  # the grid's table plan: L2 and the best method per seed
+
+    lines = [
+        "| data set | seed | chosen | val top-1: chosen / L2 (%) | test top-1 (%) | L2 test | grid's best test "
+        "| WiSE-FT α | cost (L2 runs) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    deltas = {}
+    for key in sorted(record):
+        found = record[key]
+        dataset, seed = found["dataset"], found["seed"]
+        table = table_entries(settings, dataset, labels)
+        means = {
+            label: np.mean([r["top1"] for r in _finished(rs)]) for label, rs in table.items() if _finished(rs)
+        }
+        best = max(means, key=means.get) if means else None
+        l2 = by_seed(_finished(table.get("l2", []))).get(seed)
+        grid = by_seed(_finished(table.get(best, []))).get(seed) if best else None
+        test = found["test"]["top1"]
+        deltas.setdefault(dataset, []).append(
+            (test - l2 if l2 is not None else None, test - grid if grid is not None else None)
+        )
+        wise = (found.get("wise_ft") or {}).get("alpha")
+        name = found["method"] + (f" {found['hparams']}" if found["hparams"] else "")
+        lines.append(
+            f"| {dataset} | {seed} | {name} | {pct(found['validation_top1'])} / {pct(found['reference_top1'])} "
+            f"| {pct(test)} | {pct(l2)} | {pct(grid)} ({display(best) if best else '—'}) "
+            f"| {'—' if wise is None else f'{wise:g}'} | {found['cost']['ratio']:.2f} |"
+        )
+    for dataset, pairs in deltas.items():
+        to_l2 = [a for a, _ in pairs if a is not None]
+        to_grid = [b for _, b in pairs if b is not None]
+        lines.append("")
+        lines.append(
+            f"{dataset}: select − L2 on test {pct(float(np.mean(to_l2)), True) if to_l2 else '—'} points, "
+            f"select − the grid's best {pct(float(np.mean(to_grid)), True) if to_grid else '—'} points "
+            f"(mean over {len(pairs)} seeds)."
+        )
+    return "\n".join(lines)

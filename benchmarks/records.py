@@ -73,3 +73,17 @@ def every_run(settings, labels):
             if result is not None:
                 seen[run.key()] = result
     return list(seen.values())
+
+
+def select_record_path(results_dir):
+    """The committed record of `benchmarks.select_runs`' searches on this backend."""
+    return os.path.join(results_dir, f"select_{keras.backend.backend()}.json")
+
+
+def read_select_record(results_dir):
+    """`{"<dataset>/s<seed>": result}` of the finished `keras_tl.select` searches."""
+    path = select_record_path(results_dir)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)

@@ -11,7 +11,7 @@ import keras
 
 from benchmarks import defaults_tables, plans
 from benchmarks.plots import plot_schedule
-from benchmarks.records import every_run
+from benchmarks.records import every_run, read_select_record
 from benchmarks.tables import (
     ablation_section,
     backend_section,
@@ -52,7 +52,7 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     for dataset in plans.datasets_of(settings):
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
-    sections += defaults_sections(settings, labels)
+    sections += defaults_sections(settings, labels, results_dir)
     sections.append(
         "## DELTA's channel attention, ablated (test split, same α and seeds)\n\n"
         + ablation_section(settings)
@@ -67,8 +67,9 @@ def write(settings, doc, results_dir, labels, intro_path=None):
     return doc
 
 
-def defaults_sections(settings, labels):
+def defaults_sections(settings, labels, results_dir):
     """The library's defaults: how the scale-free α was chosen, and every method at its defaults per data set."""
+    record = read_select_record(results_dir)
     sections = [
         "## The scale-free α (relative feature-map terms, issue 27)\n\n"
         + "\n\n".join(
@@ -87,4 +88,8 @@ def defaults_sections(settings, labels):
             defaults_tables.advice(settings, dataset, labels),
         ]
         sections.append("\n\n".join(p for p in parts if p))
+    sections.append(
+        "## `keras_tl.select` (default candidates and budget; validation: the selection split)\n\n"
+        + defaults_tables.select_section(settings, labels, record)
+    )
     return sections

@@ -1,0 +1,89 @@
+"""`keras_tl.select` on a benchmark data set, one search per seed: its choice, test top-1 and cost (issue 27).
+
+    python -m benchmarks.select_runs --select_dataset=dtd10 --select_seeds=0,1,2
+
+Each seed's search sees exactly what that seed's L2 table run sees: the same source, training
+sample, schedule (the data set's chosen epochs, lr, batch) and, as validation, the data set's
+selection split (DTD-10's val, the held-out train images elsewhere); the test split only scores
+the chosen model. Default candidates and budget. A search runs in
+`<runs_dir>/<backend>/select_<dataset>_s<seed>/` and resumes there when killed; its result is
+added to `docs/benchmarks/select_<backend>.json` (the committed record the report reads).
+Takes the suite's flags (`--data_root`, the sources, `--runs_dir`).
+"""
+
+import os
+import time
+
+import keras
+from absl import app, flags, logging
+
+import keras_tl
+from benchmarks import plans, suite
+from benchmarks.records import read_select_record, select_record_path
+from benchmarks.runs import load_source, load_splits
+from keras_tl import backbones
+from keras_tl.utils import files
+
+flags.DEFINE_string("select_dataset", "dtd10", "The data set (benchmarks.datasets).")
+flags.DEFINE_list("select_seeds", ["0", "1", "2"], "The seeds: one search each.")
+FLAGS = flags.FLAGS
+
+
+def search(settings, dataset, seed):
+    """One seed's search; returns its JSON-safe result."""
+    epochs = plans.chosen_epochs(settings, dataset)
+    if epochs is None:
+        raise ValueError(f"Expected {dataset}'s schedule to be chosen first (plan schedule:{dataset}).")
+    run = plans.make_run(settings, dataset, "l2", epochs, seed=seed)
+    source, card = load_source(run.source)
+    train, test, validation = load_splits(run, settings.data_root, selection=True)
+    start = time.perf_counter()
+    result = keras_tl.select(
+        source,
+        train,
+        validation,
+        directory=os.path.join(settings.runs_dir, keras.backend.backend()),
+        project_name=f"select_{dataset}_s{seed}",
+        epochs=run.epochs,
+        lr=run.lr,
+        momentum=run.momentum,
+        taps=backbones.default_taps(card["backbone"]),
+        seed=seed,
+        verbose=0,
+    )
+    summary = result.get_config()
+    summary.update(
+        dataset=dataset,
+        seed=seed,
+        l2_run=run.key(),
+        test=keras_tl.data.evaluate(result.model, test.dataset, test.num_classes),
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    return summary
+
+
+def main(argv):
+    del argv
+    settings = suite.settings_from(FLAGS)
+    for seed in map(int, FLAGS.select_seeds):
+        key = f"{FLAGS.select_dataset}/s{seed}"
+        if key in read_select_record(FLAGS.results_dir):
+            continue
+        summary = search(settings, FLAGS.select_dataset, seed)
+        record = read_select_record(FLAGS.results_dir)  # re-read: another process may have added one
+        record[key] = summary
+        files.write_json(select_record_path(FLAGS.results_dir), record)
+        logging.info(
+            "select %s: %s (val %.1f %%, L2 %.1f %%), test %.1f %%, cost %.2f L2 runs",
+            key,
+            summary["method"],
+            100 * summary["validation_top1"],
+            100 * (summary["reference_top1"] or 0),
+            100 * summary["test"]["top1"],
+            summary["cost"]["ratio"],
+        )
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
