@@ -1,9 +1,13 @@
 """`keras_tl.fine_tune`: the benchmark's fine-tuning recipe for Python users, in one call."""
 
+import contextlib
+
 import keras
 
 from keras_tl import callbacks as callbacks_module
+from keras_tl import fine_tuning_checks, run_identity
 from keras_tl import methods as methods_module
+from keras_tl.utils import locks
 
 
 def cosine_sgd(lr, momentum, total_steps):
@@ -12,16 +16,17 @@ def cosine_sgd(lr, momentum, total_steps):
     return keras.optimizers.SGD(schedule, momentum=momentum)
 
 
-def training_callbacks(train, backup_dir=None):
+def training_callbacks(train, backup_dir=None, identity=None, overwrite=False):
     """What every run's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
 
     `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
     resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
-    kill while the checkpoint is written must not leave a file no rerun can open.
+    kill while the checkpoint is written must not leave a file no rerun can open. `identity`
+    and `overwrite`: see `AtomicBackupAndRestore`.
     """
     callbacks = [callbacks_module.NaNGuard(), train.epoch_callback()]
     if backup_dir:
-        callbacks.append(callbacks_module.AtomicBackupAndRestore(backup_dir))
+        callbacks.append(callbacks_module.AtomicBackupAndRestore(backup_dir, identity=identity, overwrite=overwrite))
     return callbacks
 
 
@@ -42,6 +47,7 @@ def fine_tune(
     validation_freq=1,
     callbacks=(),
     verbose="auto",
+    overwrite=False,
 ):
     """Fine-tunes `source` on `train` with `method`, as `apps.finetune` and the benchmark do.
 
@@ -52,6 +58,12 @@ def fine_tune(
     the split's resume-safe per-epoch shuffling, and with `backup_dir` an
     `AtomicBackupAndRestore` (a killed run resumes from its last finished epoch); the
     method's own callbacks (stage switches).
+
+    A run owns its `backup_dir` (`keras_tl.utils.locks.folder_lock`: a second process is
+    refused) and its checkpoint records the run's identity (`keras_tl.run_identity`): a
+    rerun with the same settings resumes, one with other settings is refused, naming them,
+    unless `overwrite`. Bad arguments (`lr < 0`, a split loaded with `training=False`,
+    `eval_data` with other classes) are refused before anything runs.
 
     Args:
         method: a `keras_tl.methods.Method` or a name for `keras_tl.methods.get`.
@@ -67,6 +79,8 @@ def fine_tune(
         distribute: a `keras_tl.distribute.scope` name.
         callbacks: more `keras.callbacks.Callback`s.
         verbose: `fit`'s verbosity.
+        overwrite: start over when `backup_dir` holds another run's checkpoint, instead of
+            refusing (a checkpoint of this very run still resumes).
 
     Returns:
         `(model, history)`: the trained `TransferModel` and `fit`'s `History`.
@@ -78,6 +92,29 @@ def fine_tune(
     """
     method = methods_module.get(method)
     taps = methods_module.resolve_taps(source, taps)
+    fine_tuning_checks.check_arguments(
+        train, eval_data, epochs=epochs, lr=lr, momentum=momentum, dropout=dropout, validation_freq=validation_freq
+    )
+    identity = None
+    if backup_dir:
+        settings = dict(epochs=epochs, lr=lr, momentum=momentum, taps=taps, dropout=dropout, seed=seed)
+        identity = run_identity.fine_tune_identity(method, source, train, **settings)
+    with locks.folder_lock(backup_dir) if backup_dir else contextlib.nullcontext():
+        if backup_dir:  # another run's checkpoint is refused now, not after the preparation below
+            callbacks_module.AtomicBackupAndRestore(backup_dir, identity=identity, overwrite=overwrite).check(epochs)
+        return _fine_tune(
+            method, source, train, eval_data, backup=(backup_dir, identity, overwrite), epochs=epochs, lr=lr,
+            momentum=momentum, taps=taps, dropout=dropout, seed=seed, cache_dir=cache_dir, distribute=distribute,
+            validation_freq=validation_freq, callbacks=callbacks, verbose=verbose,
+        )
+
+
+def _fine_tune(
+    method, source, train, eval_data, *, backup, epochs, lr, momentum, taps, dropout, seed, cache_dir, distribute,
+    validation_freq, callbacks, verbose,
+):
+    """`fine_tune` once its arguments are checked and its `backup_dir` is held; `backup`: the
+    backup arguments of `training_callbacks`."""
     keras.utils.set_random_seed(seed)
     setup = method.setup(source, train, taps, cache_dir)
     # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
@@ -98,7 +135,7 @@ def fine_tune(
             epochs=epochs,
             validation_data=eval_data.dataset if eval_data is not None and validation_freq else None,
             validation_freq=validation_freq or 1,
-            callbacks=training_callbacks(train, backup_dir)
+            callbacks=training_callbacks(train, *backup)
             + method.callbacks(epochs, steps, setup)
             + list(callbacks),
             shuffle=False,
@@ -146,6 +183,8 @@ def fine_tune_and_evaluate(
 
     if eval_data is None:
         raise ValueError("Expected eval_data, a split from keras_tl.data.load. Received: eval_data=None")
+    if ten_crop_data is not None:
+        fine_tuning_checks.check_evaluation_split(train, ten_crop_data, "ten_crop_data")
     timer = callbacks_module.StepTimer(steps_per_epoch(train))
     extra = [timer]
     if log_dir and importlib.util.find_spec("tensorboard") is None:

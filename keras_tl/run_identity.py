@@ -148,7 +148,7 @@ _UNSET = object()
 def _flatten(settings, prefix=""):
     flat = {}
     for key, value in (settings or {}).items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):  # an empty dict adds no key: `{}` -> `{"alpha": 1}` reads "alpha: (unset) -> 1"
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value

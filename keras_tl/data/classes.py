@@ -53,8 +53,8 @@ def check_same_classes(trained, evaluated, what="the evaluation split"):
     reason = "the same classes in another order" if sorted(trained) == sorted(evaluated) else "other classes"
     raise ValueError(
         f"Expected the classes of {what} to be the model's training classes, in the same order. "
-        f"Received: {reason}: trained on {_show(trained)}, {what} has {_show(evaluated)}. Load both "
-        "splits with the same classes=[...]."
+        f"Received: {reason}: trained on {_show(trained)}, {what} has {_show(evaluated)}. Select the same "
+        "classes in the same order (keras_tl.data.load's classes=[...]; apps: --classes)."
     )
 
 
