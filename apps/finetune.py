@@ -14,6 +14,8 @@ the best model as a SavedModel for TF Serving. Real use names a source and a dat
 
 Each run is checkpointed every epoch (`AtomicBackupAndRestore`, in --backup_dir): after a crash,
 run the same command again and it resumes from the last finished epoch with the same result.
+A rerun with other flags over a folder's results or checkpoints is refused, naming the flags
+that differ (--overwrite starts over), and so is a second process on the same --output_dir.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
@@ -26,7 +28,7 @@ import keras
 from absl import flags, logging
 
 import keras_tl
-from apps import common, reporting
+from apps import common, output_folder, reporting
 from keras_tl import backbones, fine_tuning, methods, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
@@ -136,6 +138,13 @@ flags.DEFINE_string(
     "Checkpoint folder (a subfolder per method and seed); empty: <output_dir>/backup.",
     flag_values=FLAGS,
 )
+flags.DEFINE_boolean(
+    "overwrite",
+    False,
+    "Replace the results and checkpoints of a run with other settings in --output_dir and --backup_dir "
+    "(by default such a rerun is refused, naming the flags that differ).",
+    flag_values=FLAGS,
+)
 common.define_distribute_flag(FLAGS)
 common.define_loading_flag(FLAGS)
 common.validator(FLAGS, "method", methods.check_entries)
@@ -211,6 +220,7 @@ class FinetuneConfig(common.TrainingConfig):
     source_batch_size: int = 64
     source_lr: float = 0.1
     unsafe_deserialization: bool = False
+    overwrite: bool = False
 
     @classmethod
     def from_flags(cls, fv):
@@ -251,7 +261,16 @@ def pretrain_demo_source(config, size):
 
 
 def run(config):
-    """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict."""
+    """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict.
+
+    The run owns `config.output_dir` (see `apps.output_folder`): another process on the same
+    folder, or a rerun with other settings over its results, is refused.
+    """
+    with output_folder.owned(config):
+        return _run(config)
+
+
+def _run(config):
     c = config
     start = time.perf_counter()
     os.makedirs(c.output_dir, exist_ok=True)
@@ -312,6 +331,7 @@ def run(config):
                     distribute=c.distribute,
                     validation_freq=c.validation_freq,
                     backup_dir=c.backup(label, f"seed{seed}"),
+                    overwrite=c.overwrite,
                 )
             except FloatingPointError as error:
                 # NaNGuard: one diverged method must not lose the others (nor the finished runs).
