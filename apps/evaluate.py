@@ -17,6 +17,7 @@ from apps import common
 from keras_tl import models
 from keras_tl.data import evaluate as evaluate_model
 from keras_tl.data import parse_spec, transforms
+from keras_tl.data.classes import check_same_classes
 
 FLAGS = flags.FlagValues()
 common.define_loading_flag(FLAGS)
@@ -67,6 +68,8 @@ def run(config):
     results = {"model": config.model, "dataset": data.dataset, "split": config.split}
     for crops in config.crops:
         split = common.load_split(data, config.split, size, preprocess, training=False, crops=crops)
+        if card.get("class_names"):
+            check_same_classes(card["class_names"], split.class_names, f"--dataset={data.dataset} --split={config.split}")
         if split.num_classes != int(model.outputs[0].shape[-1]):
             raise ValueError(
                 f"Expected the data set's {split.num_classes} classes to match the model's "

@@ -17,6 +17,8 @@ validation split (`apps.auto_select`; docs/SELECTION.md).
 
 Each run is checkpointed every epoch (`AtomicBackupAndRestore`, in --backup_dir): after a crash,
 run the same command again and it resumes from the last finished epoch with the same result.
+A rerun with other flags over a folder's results or checkpoints is refused, naming the flags
+that differ (--overwrite starts over), and so is a second process on the same --output_dir.
 Writes to --output_dir: results.json, results.md, learning_curves.png (and dtnh_angles.png),
 tensorboard/<method>/seed<k>/, best_model.keras (+ .json card), saved_models/<name>/<version>/.
 """
@@ -29,7 +31,7 @@ import keras
 from absl import flags, logging
 
 import keras_tl
-from apps import auto_select, common, method_flags, reporting
+from apps import auto_select, common, method_flags, output_folder, reporting
 from keras_tl import backbones, fine_tuning, models
 from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
@@ -128,6 +130,13 @@ flags.DEFINE_string(
     "Checkpoint folder (a subfolder per method and seed); empty: <output_dir>/backup.",
     flag_values=FLAGS,
 )
+flags.DEFINE_boolean(
+    "overwrite",
+    False,
+    "Replace the results and checkpoints of a run with other settings in --output_dir and --backup_dir "
+    "(by default such a rerun is refused, naming the flags that differ).",
+    flag_values=FLAGS,
+)
 common.define_distribute_flag(FLAGS)
 common.define_compute_flags(FLAGS)
 common.define_loading_flag(FLAGS)
@@ -177,6 +186,7 @@ class FinetuneConfig(common.TrainingConfig):
     select_holdout: float = 0.2
     select_budget: float = 3.0
     select_candidates: tuple = ()
+    overwrite: bool = False
 
     @classmethod
     def from_flags(cls, fv):
@@ -221,9 +231,11 @@ def run(config):
     """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict.
 
     Keras' global dtype policy is `config.dtype_policy` during the run (sources and targets are
-    built under it), and what it was before afterwards.
+    built under it), and what it was before afterwards. The run owns `config.output_dir` (see
+    `apps.output_folder`): another process on the same folder, or a rerun with other settings
+    over its results, is refused.
     """
-    with dtype_policy(config.dtype_policy):
+    with dtype_policy(config.dtype_policy), output_folder.owned(config):
         return _run(config)
 
 
@@ -298,6 +310,7 @@ def _run(config):
                         validation_freq=c.validation_freq,
                         backup_dir=c.backup(label, f"seed{seed}"),
                         jit_compile=common.jit_compile(c),
+                        overwrite=c.overwrite,
                     )
             except FloatingPointError as error:
                 # NaNGuard: one diverged method must not lose the others (nor the finished runs).

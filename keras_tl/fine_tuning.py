@@ -1,10 +1,14 @@
 """`keras_tl.fine_tune`: the benchmark's fine-tuning recipe for Python users, in one call."""
 
+import contextlib
+
 import keras
 
 from keras_tl import callbacks as callbacks_module
+from keras_tl import fine_tuning_checks, run_identity
 from keras_tl import methods as methods_module
 from keras_tl.api_export import keras_tl_export
+from keras_tl.utils import locks
 from keras_tl.utils.validation import check_number
 
 
@@ -21,17 +25,22 @@ def classification_loss(train):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def training_callbacks(train, backup_dir=None, keep_backup=False):
+def training_callbacks(train, backup_dir=None, identity=None, overwrite=False, keep_backup=False):
     """What every run's `fit` gets: NaN stop, resume-safe shuffling, and (with `backup_dir`) a backup.
 
     `NaNGuard` raises within the epoch, so the backup never holds NaN weights: a rerun
     resumes from the last good epoch. `AtomicBackupAndRestore`, not Keras' in-place one: a
-    kill while the checkpoint is written must not leave a file no rerun can open. With
-    `keep_backup`, the checkpoint outlives `fit` (a later call continues the run).
+    kill while the checkpoint is written must not leave a file no rerun can open. `identity`
+    and `overwrite`: see `AtomicBackupAndRestore`. With `keep_backup`, the checkpoint outlives
+    `fit` (a later call continues the run).
     """
     callbacks = [callbacks_module.NaNGuard(), train.epoch_callback()]
     if backup_dir:
-        callbacks.append(callbacks_module.AtomicBackupAndRestore(backup_dir, delete_checkpoint=not keep_backup))
+        callbacks.append(
+            callbacks_module.AtomicBackupAndRestore(
+                backup_dir, identity=identity, overwrite=overwrite, delete_checkpoint=not keep_backup
+            )
+        )
     return callbacks
 
 
@@ -59,6 +68,7 @@ def fine_tune(
     num_classes=None,
     batch_size=32,
     jit_compile="auto",
+    overwrite=False,
 ):
     """Fine-tunes `source` on `train` with `method`, as `apps.finetune` and the benchmark do.
 
@@ -71,6 +81,12 @@ def fine_tune(
     `AtomicBackupAndRestore` (a killed run resumes from its last finished epoch); the
     method's own optimizer wrapper (FTP, SPD) and callbacks (stage switches, TPGM), and after
     training its `finish` (WiSE-FT's interpolation).
+
+    A run owns its `backup_dir` (`keras_tl.utils.locks.folder_lock`: a second process is
+    refused) and its checkpoint records the run's identity (`keras_tl.run_identity`): a
+    rerun with the same settings resumes, one with other settings is refused, naming them,
+    unless `overwrite`. Bad arguments (`lr < 0`, a split loaded with `training=False`,
+    `eval_data` with other classes) are refused before anything runs.
 
     Args:
         method: a `keras_tl.methods.Method` or a name for `keras_tl.methods.get`.
@@ -98,6 +114,8 @@ def fine_tune(
         num_classes: for plain data: the number of classes (None: the largest label + 1).
         batch_size: for plain data: the batch size of arrays and unbatched datasets.
         jit_compile: `compile`'s `jit_compile` (`"auto"`, True: XLA, False).
+        overwrite: start over when `backup_dir` holds another run's checkpoint, instead of
+            refusing (a checkpoint of this very run still resumes).
 
     Returns:
         `(model, history)`: the trained `TransferModel` and `fit`'s `History`.
@@ -116,6 +134,30 @@ def fine_tune(
     taps = methods_module.resolve_taps(source, taps)
     if stop_at_epoch is not None:
         stop_at_epoch = check_number("stop_at_epoch", stop_at_epoch, minimum=1, integer=True, maximum=epochs)
+    fine_tuning_checks.check_arguments(
+        train, eval_data, epochs=epochs, lr=lr, momentum=momentum, dropout=dropout, validation_freq=validation_freq
+    )
+    identity = None
+    if backup_dir:
+        settings = dict(epochs=epochs, lr=lr, momentum=momentum, taps=taps, dropout=dropout, seed=seed)
+        identity = run_identity.fine_tune_identity(method, source, train, **settings)
+    with locks.folder_lock(backup_dir) if backup_dir else contextlib.nullcontext():
+        if backup_dir:  # another run's checkpoint is refused now, not after the preparation below
+            callbacks_module.AtomicBackupAndRestore(backup_dir, identity=identity, overwrite=overwrite).check(epochs)
+        return _fine_tune(
+            method, source, train, eval_data, backup=(backup_dir, identity, overwrite, keep_backup), epochs=epochs,
+            lr=lr, momentum=momentum, taps=taps, dropout=dropout, seed=seed, cache_dir=cache_dir,
+            distribute=distribute, validation_freq=validation_freq, callbacks=callbacks, verbose=verbose,
+            validation_data=validation_data, stop_at_epoch=stop_at_epoch, jit_compile=jit_compile,
+        )
+
+
+def _fine_tune(
+    method, source, train, eval_data, *, backup, epochs, lr, momentum, taps, dropout, seed, cache_dir, distribute,
+    validation_freq, callbacks, verbose, validation_data, stop_at_epoch, jit_compile,
+):
+    """`fine_tune` once its arguments are checked and its `backup_dir` is held; `backup`: the
+    backup arguments of `training_callbacks`."""
     keras.utils.set_random_seed(seed)
     setup = method.setup(source, train, taps, cache_dir, validation=validation_data)
     # Measuring the data (DELTA's head, skipped when its cache exists) draws random numbers:
@@ -137,11 +179,7 @@ def fine_tune(
             epochs=stop_at_epoch or epochs,
             validation_data=eval_data.dataset if eval_data is not None and validation_freq else None,
             validation_freq=validation_freq or 1,
-            callbacks=(
-                training_callbacks(train, backup_dir, keep_backup)
-                + method.callbacks(epochs, steps, setup)
-                + list(callbacks)
-            ),
+            callbacks=(training_callbacks(train, *backup) + method.callbacks(epochs, steps, setup) + list(callbacks)),
             shuffle=False,
             verbose=verbose,
         )
@@ -194,6 +232,8 @@ def fine_tune_and_evaluate(
         raise ValueError("Expected eval_data, a split from keras_tl.data.load. Received: eval_data=None")
     train = data.as_split(train, kwargs.get("num_classes"), kwargs.get("batch_size", 32), seed=seed, name="train")
     eval_data = data.as_split(eval_data, train.num_classes, train.batch_size, training=False, name="eval_data")
+    if ten_crop_data is not None:
+        fine_tuning_checks.check_evaluation_split(train, ten_crop_data, "ten_crop_data")
     timer = callbacks_module.StepTimer(steps_per_epoch(train))
     extra = [timer]
     if log_dir and importlib.util.find_spec("tensorboard") is None:

@@ -5,7 +5,9 @@ import os
 import shutil
 
 import keras
+from absl import logging
 
+from keras_tl import run_identity
 from keras_tl.api_export import keras_tl_export
 from keras_tl.utils import files
 
@@ -39,16 +41,26 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     before a restart included. When training ends, the folder is deleted
     (`delete_checkpoint=True`). Saves once per epoch (Keras' `save_freq="epoch"`).
 
+    With `identity` (`keras_tl.run_identity.make`; `keras_tl.fine_tune` passes its run's), the
+    metadata records it: a rerun with the same identity resumes (logging "Resuming from epoch
+    N"), one with another is refused naming each setting that differs, unless `overwrite`. A
+    checkpoint holding more epochs than `fit` asks for is refused too: it would train none and
+    return the old run's weights as if they were this one's.
+
     Args:
         backup_dir: the folder of the checkpoint; one training run per folder.
         delete_checkpoint: delete the folder when `fit` finishes.
+        identity: the run's identity, or None (no check; a plain `fit`).
+        overwrite: start over when the checkpoint is another run's (other identity, or more
+            epochs than this `fit`), instead of refusing. A checkpoint of this very run still
+            resumes, so the same command with `overwrite` stays resumable.
 
     Example:
     >>> model.fit(ds, epochs=10, callbacks=[keras_tl.callbacks.NaNGuard(),
     ...                                     keras_tl.callbacks.AtomicBackupAndRestore("backup")])
     """
 
-    def __init__(self, backup_dir, delete_checkpoint=True):
+    def __init__(self, backup_dir, delete_checkpoint=True, identity=None, overwrite=False):
         super().__init__()
         if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
             raise ValueError(
@@ -56,19 +68,30 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             )
         self.backup_dir = os.fspath(backup_dir)
         self.delete_checkpoint = bool(delete_checkpoint)
+        if identity is not None and not (isinstance(identity, dict) and {"settings", "digest"} <= set(identity)):
+            raise ValueError(
+                "Expected identity to be None or a dict from keras_tl.run_identity.make. "
+                f"Received: identity={identity!r}"
+            )
+        self.identity = identity
+        self.overwrite = bool(overwrite)
         self.restored_epoch = 0
         self._history = {}
         self._epochs_run = 0
 
     def get_config(self):
-        return {"backup_dir": self.backup_dir, "delete_checkpoint": self.delete_checkpoint}
+        return {
+            "backup_dir": self.backup_dir,
+            "delete_checkpoint": self.delete_checkpoint,
+            "identity": self.identity,
+            "overwrite": self.overwrite,
+        }
 
     # ------------------------------------------------------------------------------ restore
 
     def on_train_begin(self, logs=None):
         self.restored_epoch, self._history, self._epochs_run = 0, {}, 0
-        metadata = self._read_metadata()
-        self._remove_stale(metadata and metadata["weights"])
+        metadata = self.check((self.params or {}).get("epochs"))
         if metadata is None:
             return
         path = os.path.join(self.backup_dir, metadata["weights"])
@@ -82,14 +105,62 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             # variable, not reported by Keras as "expected 2 variables, received 0".
             loading.load_weights(self.model, path)
         except ValueError as error:
-            raise ValueError(
+            reason = (
                 f"{error}. The checkpoint in {self.backup_dir} was written by a run with other settings: "
-                f"rerun with the flags that wrote it, or delete {self.backup_dir} to start over."
-            ) from error
+                f"rerun with the flags that wrote it, use a new folder, or {run_identity.OVERWRITE_HINT} "
+                "to start over."
+            )
+            if not self.overwrite:
+                raise ValueError(reason) from error
+            self._overwrite(reason)
+            return
         self.restored_epoch = int(metadata["epoch"])
         self._history = {key: list(values) for key, values in metadata.get("history", {}).items()}
         # The one hook `fit` reads to start at a later epoch; Keras' own BackupAndRestore sets it too.
         self.model._initial_epoch = self.restored_epoch
+        logging.info("Resuming from epoch %d (the checkpoint in %s).", self.restored_epoch, self.backup_dir)
+
+    def check(self, epochs=None):
+        """The metadata of the checkpoint this run resumes from, or None; refuses another run's.
+
+        `on_train_begin` calls it; `keras_tl.fine_tune` also calls it before its costly
+        preparation, so a refused rerun fails at once. It deletes what a killed save left and,
+        with `overwrite`, another run's checkpoint.
+
+        Args:
+            epochs: the epochs `fit` asks for (None: not checked).
+        """
+        metadata = self._read_metadata()
+        self._remove_stale(metadata and metadata["weights"])
+        if metadata is None:
+            return None
+        recorded = metadata.get("identity")
+        mismatch = self.identity is not None and recorded is not None and recorded.get("digest") != self.identity["digest"]
+        if epochs is not None and int(metadata["epoch"]) > epochs:
+            others = mismatch and run_identity.differences(recorded.get("settings"), self.identity["settings"])
+            others = [line for line in others or () if not line.startswith("epochs:")]
+            return self._overwrite(
+                f"The checkpoint in {self.backup_dir} holds {metadata['epoch']} finished epochs, and this run asks "
+                f"for epochs={epochs}: resuming would train none and return that run's weights. "
+                + (f"Other settings differ too ({'; '.join(others)}). " if others else "")
+                + f"Use a new folder to keep it, or {run_identity.OVERWRITE_HINT} to start over."
+            )
+        if mismatch:
+            where = f"The checkpoint in {self.backup_dir}"
+            return self._overwrite(run_identity.mismatch(where, recorded.get("settings"), self.identity["settings"]))
+        if self.identity is not None and recorded is None:
+            logging.info("The checkpoint in %s records no settings (older keras_tl): resuming it.", self.backup_dir)
+        return metadata
+
+    def _overwrite(self, reason):
+        """Raises `reason`; with `overwrite`, deletes the checkpoint's files (not the folder: it
+        may hold the run's lock file) and returns None: the run starts over."""
+        if not self.overwrite:
+            raise ValueError(reason)
+        logging.warning("Overwriting the checkpoint of another run: %s", reason)
+        os.remove(os.path.join(self.backup_dir, METADATA))
+        self._remove_stale(None)
+        return None
 
     def _read_metadata(self):
         path = os.path.join(self.backup_dir, METADATA)
@@ -135,7 +206,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         # The commit point: until this rename the metadata names the previous, complete checkpoint.
         files.write_json(
             os.path.join(self.backup_dir, METADATA),
-            {"epoch": epoch + 1, "weights": name, "history": self._history},
+            {"epoch": epoch + 1, "weights": name, "history": self._history, "identity": self.identity},
         )
         self._remove_stale(name)
 

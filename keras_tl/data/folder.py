@@ -67,6 +67,11 @@ def load_folder(path, split=None):
                 f"{present}. Use split='all' (or None) to read every image."
             )
         relative = _read_listing(listing, root, class_names)
+        if not relative:
+            raise ValueError(
+                f"Expected {listing} to list images of {root} for split={split!r}. Received: no existing "
+                "image in it (an empty file, or only missing or non-image entries)."
+            )
     labels = np.array([class_names.index(p.split("/", 1)[0]) for p in relative], np.int64)
     paths = np.array([os.path.join(root, p) for p in relative])
 

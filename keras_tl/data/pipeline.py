@@ -1,9 +1,13 @@
 """`keras_tl.data.load`: a data-set spec → a batched `tf.data` pipeline and its class names."""
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.data import augmentation, transforms
+from keras_tl import run_identity
+from keras_tl.data import augmentation, checks, transforms
+from keras_tl.data.classes import class_mapping
 from keras_tl.data.digits import load_digits
 from keras_tl.data.folder import load_folder
 from keras_tl.data.records import scan
@@ -63,6 +67,7 @@ def load(
     cache=True,
     shuffle_buffer=10_000,
     drop_remainder=None,
+    strict=False,
 ):
     """Loads a split of an image classification data set as a batched `tf.data` pipeline.
 
@@ -116,10 +121,12 @@ def load(
             it because `keras_tl.fine_tune`'s cosine schedule counts full batches
             (`fine_tuning.steps_per_epoch`): a short batch would run past the schedule's end,
             and under JAX it would also compile the step a second time.
+        strict: fail instead of warning when an entry is listed twice (read once otherwise) or
+            a class is left without examples (see `keras_tl.data.checks`).
 
     Returns:
-        A `Split` (dataset, class_names, labels, image_size, ...; with MixUp/CutMix also the
-        batches before mixing, `unmixed()`).
+        A `Split` (dataset, class_names, labels, image_size, ..., selection; with MixUp/CutMix also
+        the batches before mixing, `unmixed()`).
 
     Example:
     >>> train = keras_tl.data.load("folder:../shared/data/dtd10", "train", image_size=224,
@@ -129,6 +136,13 @@ def load(
     image_size = _pair(image_size)
     training = (split == "train") if training is None else bool(training)
     drop_remainder = training if drop_remainder is None else bool(drop_remainder)
+    selection = run_identity.json_safe(
+        dict(spec=spec, split=split, image_size=image_size, preprocess=preprocess, batch_size=batch_size,
+             training=training, augment=augment, flip=flip, resize_ratio=resize_ratio, crops=crops,
+             classes=classes, per_class=per_class, fraction=fraction, complement=complement, seed=seed,
+             check_images=check_images, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
+             max_per_class=max_per_class)
+    )
     if crops not in transforms.CROPS:
         raise ValueError(f"Expected crops to be one of {transforms.CROPS}. Received: crops={crops!r}")
     # A callable replaces the crop, as it is; names and lists are keyed stages (`augmentation.parse`).
@@ -145,19 +159,22 @@ def load(
     if check_images or records.labels is None:
         indices, labels = scan(records, check_images=check_images)
     else:
-        indices, labels = None, np.asarray(records.labels)
+        indices, labels = np.arange(len(records.labels)), np.asarray(records.labels)
     class_names = records.class_names or [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+    checks.check_labels(records, labels, class_names)
+    indices, labels = checks.drop_duplicates(records, indices, labels, strict)
     mapping = np.arange(len(class_names), dtype=np.int64)
     if classes is not None:
-        mapping, class_names = _class_mapping(classes, class_names)
+        mapping, class_names = class_mapping(classes, class_names)
         keep = mapping[labels] >= 0
-        indices = (np.arange(len(labels)) if indices is None else indices)[keep]
+        indices = indices[keep]
         labels = labels[keep]
+    checks.check_empty_classes(records, mapping[labels], class_names, strict)
     if per_class is not None or fraction is not None:
         chosen = few_shot_indices(labels, per_class=per_class, fraction=fraction, seed=seed)
         if complement:
             chosen = np.setdiff1d(np.arange(len(labels)), chosen)
-        indices = (np.arange(len(labels)) if indices is None else indices)[chosen]
+        indices = indices[chosen]
         labels = labels[chosen]
     if max_per_class is not None:
         chosen = few_shot_indices(labels, per_class=max_per_class, seed=seed)
@@ -222,6 +239,7 @@ def load(
         epoch,
         batch_size,
         unmixed_dataset=None if mixed is None else unmixed,
+        selection=selection,
     )
 
 
@@ -234,41 +252,17 @@ def _augment_image(augment, image_layers, image, key):
 
 
 def _pair(image_size):
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    image_size = tuple(int(s) for s in image_size)
-    if len(image_size) != 2 or min(image_size) < 1:
+    pair = (image_size, image_size) if isinstance(image_size, numbers.Integral) else image_size
+    if not (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in pair)
+    ):
         raise ValueError(
-            f"Expected image_size to be an int or (height, width). Received: image_size={image_size!r}"
+            f"Expected image_size to be a positive int or (height, width) of ints. Received: image_size={image_size!r}"
         )
-    return image_size
+    return tuple(int(d) for d in pair)
 
-
-def _class_mapping(classes, class_names):
-    """old label → new label (-1: dropped), and the kept class names in the order given."""
-    mapping = np.full(len(class_names), -1, np.int64)
-    kept = []
-    for new, wanted in enumerate(classes):
-        if wanted in class_names:
-            old = class_names.index(wanted)
-        elif _is_label(wanted) and 0 <= int(wanted) < len(class_names):
-            old = int(wanted)
-        else:
-            raise ValueError(
-                f"Unknown class {wanted!r}. Expected names from {class_names[:20]}"
-                f"{' ...' if len(class_names) > 20 else ''} or label ints. Received: classes={classes!r}"
-            )
-        if mapping[old] >= 0:
-            raise ValueError(f"Expected unique classes. Received: classes={classes!r}")
-        mapping[old] = new
-        kept.append(class_names[old])
-    return mapping, kept
-
-
-def _is_label(value):
-    if isinstance(value, str):
-        return value.isdigit()
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _stages(training, augment, image_size, ratio, flip, crops, seed):

@@ -28,6 +28,10 @@ class Split:
             dataset that keeps its short last batch); None: full batches only.
         unmixed_dataset: with MixUp/CutMix, the same batches before mixing (int labels), which
             data-dependent preparations measure; None: no mixing.
+        selection: the `load` arguments that selected and transformed the examples (spec,
+            split, classes, per_class, seed, image_size, preprocess, augment, training, ...),
+            JSON-safe; a run's identity (`keras_tl.run_identity`) records them. None for a
+            split made otherwise (`as_split`).
     """
 
     dataset: tf.data.Dataset
@@ -38,6 +42,7 @@ class Split:
     batch_size: int | None = None
     batches: int | None = None
     unmixed_dataset: tf.data.Dataset | None = None
+    selection: dict | None = None
 
     def epoch_callback(self):
         """A Keras callback that sets `epoch` to `fit`'s epoch index (resume-safe shuffling)."""

@@ -76,6 +76,7 @@ def load_tfrecord(pattern, split="train"):
     return Records(
         class_names=class_names,
         indexed=indexed,
-        description=f"tfrecord:{pattern} ({len(files)} file(s))",
+        description=f"tfrecord:{pattern} ({len(files)} file(s)"
+        + (f", classes from {os.path.join(directory, 'classes.tsv')})" if class_names else ")"),
         count=count,
     )

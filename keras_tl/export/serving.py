@@ -1,6 +1,7 @@
 """SavedModel export for TensorFlow Serving: the inference graph with its preprocessing, two signatures."""
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -110,6 +111,7 @@ def export_serving(
     preprocess,
     image_size=None,
     resize_ratio=transforms.DEFAULT_RESIZE_RATIO,
+    resize_images=False,
     verbose=False,
 ):
     """Writes `model` as a SavedModel for TF Serving at `<base_dir>/<name>/<version>/`.
@@ -118,7 +120,12 @@ def export_serving(
     backbone's preprocessing inside, and has two signatures:
 
     - `serving_default`: `images`, float32 `[batch, H, W, 3]` RGB in 0..255 →
-      `logits` and `probabilities`, `[batch, num_classes]`.
+      `logits` and `probabilities`, `[batch, num_classes]`. Images of another shape fail with
+      `Expected images of shape [batch, H, W, 3]` and the shape received, on both backends (the
+      graph checks it: a SavedModel's signature does not, and a network that pools globally
+      would return plausible logits for any size). With `resize_images=True` the signature
+      takes any height and width instead and resizes to `(H, W)` (bilinear, aspect ratio not
+      kept; images already `(H, W)` pass unchanged).
     - `serving_bytes`: `image_bytes`, string `[batch]` of encoded JPEG/PNG/BMP/GIF images of any
       size → the same outputs. Each image is decoded and center-cropped exactly like
       `keras_tl.data.load`'s evaluation (`resize_ratio`), so TF Serving's REST API accepts
@@ -126,7 +133,8 @@ def export_serving(
 
     The version folder is written under a temporary name in `<base_dir>/<name>/` and renamed
     when complete, so TF Serving never loads a partial model. An existing version is never
-    overwritten. Folders get the permissions of a plain `mkdir` (the umask's), so a TF Serving
+    overwritten; with `version=None`, an export that another one beat to its number takes the
+    next free one. Folders get the permissions of a plain `mkdir` (the umask's), so a TF Serving
     process running as another user can read them; a staging folder left by a killed export
     (its process gone) is deleted. On JAX, Keras converts the graph with jax2tf.
 
@@ -140,6 +148,7 @@ def export_serving(
         image_size: `(H, W)` (or an int) to export a model whose input has no fixed size at;
             `None`: the model's own input size.
         resize_ratio: resize size / crop size of the bytes signature's center crop.
+        resize_images: the float signature resizes images of another size instead of refusing them.
         verbose: print Keras' export summary and TensorFlow's INFO logs of the writing (by default
             silenced, see `quiet_tensorflow_logs`).
 
@@ -153,7 +162,8 @@ def export_serving(
     if not isinstance(name, str) or not name or os.sep in name or name.startswith("."):
         raise ValueError(f"Expected name to be a non-empty folder name. Received: name={name!r}")
     model_dir = os.path.join(base_dir, name)
-    if version is None:
+    numbered = version is None
+    if numbered:
         version = next_version(model_dir)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"Expected version to be a positive int or None. Received: version={version!r}")
@@ -162,16 +172,16 @@ def export_serving(
 
     serving = serving_model(model, preprocess, image_size)
     height, width = (int(d) for d in serving.inputs[0].shape[1:3])
+    model_fn = _model_function(serving, (height, width))
     archive = keras.export.ExportArchive()
-    if keras.backend.backend() != "tensorflow":
-        # jax2tf needs the variables listed up front. On TensorFlow the archive finds the ones the
-        # endpoints capture by itself, and tracking the model too would store every weight twice.
-        archive.track(serving)
-    float_endpoint = archive.add_endpoint(
-        FLOAT_SIGNATURE,
-        serving.__call__,
-        input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32, name="images")],
-    )
+    spatial = (None, None) if resize_images else (height, width)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *spatial, 3), tf.float32, name="images")])
+    def from_images(images):
+        return model_fn(_checked_images(images, (height, width), resize_images))
+
+    from_images.get_concrete_function()
+    archive.add_endpoint(FLOAT_SIGNATURE, from_images)
 
     def decode_one(encoded):
         image = transforms.decode(encoded)
@@ -182,7 +192,7 @@ def export_serving(
         images = tf.map_fn(
             decode_one, image_bytes, fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32)
         )
-        return float_endpoint(images)
+        return model_fn(images)
 
     from_bytes.get_concrete_function()  # ExportArchive takes a tf.function that has been traced.
     archive.add_endpoint(BYTES_SIGNATURE, from_bytes)
@@ -195,8 +205,11 @@ def export_serving(
     try:
         with contextlib.nullcontext() if verbose else quiet_tensorflow_logs():
             archive.write_out(staging, verbose=verbose)
-        _refuse_existing(final)
-        os.rename(staging, final)
+        while not _rename_to_new(staging, final):
+            if not numbered:
+                _refuse_existing(final)
+            # Another export took this number while we wrote: take the next free one.
+            final = os.path.join(model_dir, str(next_version(model_dir)))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -221,6 +234,61 @@ def quiet_tensorflow_logs():
     finally:
         absl_logging.set_verbosity(verbosity)
         tf_logger.setLevel(level)
+
+
+def _model_function(serving, size):
+    """`serving` as a `tf.function` of float images `[batch, *size, 3]`, which no signature exposes.
+
+    A second `ExportArchive` does the backend's conversion (jax2tf on JAX): the exported
+    archive keeps only the signatures that call it, and saves the variables they capture.
+    """
+    converter = keras.export.ExportArchive()
+    if keras.backend.backend() != "tensorflow":
+        # jax2tf needs the variables listed up front. On TensorFlow the archive finds the ones the
+        # endpoints capture by itself, and tracking the model too would store every weight twice.
+        converter.track(serving)
+    return converter.add_endpoint(
+        "model", serving.__call__, input_signature=[tf.TensorSpec((None, *size, 3), tf.float32, name="images")]
+    )
+
+
+def _checked_images(images, size, resize):
+    """`images` as `[batch, *size, 3]`: a graph-time check (resizing instead, with `resize`).
+
+    Run in the graph, not left to the signature: TensorFlow does not check a signature's
+    declared shape when it is called, and a network that pools globally answers any size.
+    """
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # a rank other than 4 fails the test below
+    expected = tf.constant([size[0], size[1], 3])
+    if resize:
+        channels = tf.logical_and(tf.equal(tf.rank(images), 4), tf.equal(padded[3], 3))
+        check = tf.debugging.Assert(channels, ["Expected images of shape [batch, height, width, 3]. Received:", shape], summarize=8)
+        with tf.control_dependencies([check]):
+            same = tf.reduce_all(tf.equal(padded[1:], expected))
+            images = tf.cond(same, lambda: tf.identity(images), lambda: tf.image.resize(images, size))
+    else:
+        ok = tf.logical_and(tf.equal(tf.rank(images), 4), tf.reduce_all(tf.equal(padded[1:], expected)))
+        message = (
+            f"Expected images of shape [batch, {size[0]}, {size[1]}, 3] (the exported size; "
+            "export_serving(resize_images=True) resizes). Received:"
+        )
+        with tf.control_dependencies([tf.debugging.Assert(ok, [message, shape], summarize=8)]):
+            images = tf.identity(images)
+    return tf.ensure_shape(images, (None, size[0], size[1], 3))
+
+
+def _rename_to_new(staging, final):
+    """Renames `staging` to `final` unless `final` exists; returns whether it did."""
+    if os.path.exists(final):  # rename() would replace an empty folder
+        return False
+    try:
+        os.rename(staging, final)
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    return True
 
 
 def remove_stale_staging(model_dir):

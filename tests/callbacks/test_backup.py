@@ -75,3 +75,24 @@ def test_metadata_cut_short_by_keras_backup_and_restore_says_what_to_do(tmp_path
         f"Expected {backup / 'training_metadata.json'} to hold a checkpoint's metadata. Received: "
         f"'{{\"epoch\": ' (a file cut short by a kill during Keras' BackupAndRestore?). Delete {backup} to start over."
     )
+
+
+def test_a_rerun_asking_for_fewer_epochs_than_the_checkpoint_holds_is_refused(tmp_path):
+    backup = str(tmp_path / "backup")
+    model().fit(X, Y, epochs=2, verbose=0, callbacks=[keras_tl.callbacks.AtomicBackupAndRestore(backup, delete_checkpoint=False)])
+    with pytest.raises(ValueError) as info:
+        model().fit(X, Y, epochs=1, verbose=0, callbacks=[keras_tl.callbacks.AtomicBackupAndRestore(backup)])
+    assert str(info.value) == (
+        f"The checkpoint in {backup} holds 2 finished epochs, and this run asks for epochs=1: resuming would "
+        "train none and return that run's weights. Use a new folder to keep it, or overwrite=True "
+        "(apps.finetune: --overwrite) to start over."
+    )
+    again = model()
+    history = again.fit(
+        X, Y, epochs=1, verbose=0, callbacks=[keras_tl.callbacks.AtomicBackupAndRestore(backup, overwrite=True)]
+    )
+    assert history.epoch == [0]
+    expected = model()
+    expected.fit(X, Y, epochs=1, verbose=0)
+    for got, want in zip(again.get_weights(), expected.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

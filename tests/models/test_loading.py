@@ -90,5 +90,5 @@ def test_resuming_a_backup_of_another_class_count_names_the_mismatch(source, tmp
     )
     assert str(info.value).endswith(
         f"The checkpoint in {backup} was written by a run with other settings: rerun with the flags that "
-        f"wrote it, or delete {backup} to start over."
+        "wrote it, use a new folder, or overwrite=True (apps.finetune: --overwrite) to start over."
     )
