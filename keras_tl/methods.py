@@ -28,6 +28,7 @@ from absl import logging
 from keras_tl import attention, backbones, diffusion, gradients, regularizers
 from keras_tl.callbacks import StagedRegularization
 from keras_tl.models import TransferModel
+from keras_tl.models.taps import check_taps_argument
 from keras_tl.regularizers.delta import UNIFORM as UNIFORM_CHANNELS
 from keras_tl.relationship import category_relationship, class_means, upstream_logits
 
@@ -404,11 +405,9 @@ def select_hparams(method, hparams):
 
 
 def resolve_taps(source, taps=None):
-    """`taps` as a list; `None`: `keras_tl.backbones.default_taps` of the source's name (none if unknown)."""
-    if taps is not None:
-        return list(taps)
-    name = source if isinstance(source, str) else source.name
-    return backbones.default_taps(name) if name in backbones.NAMES else []
+    """`taps` as a list (a string is an error); `None`: `keras_tl.backbones.known_taps(source)`."""
+    taps = check_taps_argument(taps)
+    return backbones.known_taps(source) if taps is None else taps
 
 
 @dataclasses.dataclass(frozen=True)

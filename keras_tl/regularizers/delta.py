@@ -11,6 +11,7 @@ from keras_tl.regularizers.feature_maps import (
     batch_reduce,
     channel_distances,
     matched_names,
+    num_positions,
 )
 
 # DELTA's `channel_weights` for "DELTA (w/o ATT)" (Table 1): every channel of every tap weighs 1.
@@ -92,6 +93,10 @@ class DELTA(BatchSummedRegularizer):
       weights (summing to 1) by C_l, which is W̃; only the ratios within a layer matter,
       and uniform weights give Σ_l `FeatureMapDistillation`_l / (H_l·W_l).
     - Eq. 8 as printed has neither the C_l nor the 1/(H·W); with them α is the code's α.
+    - token maps `[B, T, C]` (a ViT's encoder output; the paper and the code know only
+      CNNs): positions are tokens, so the 1/(H·W) is 1/T, and W_j weighs channel j of every
+      token, the channel that `delta_channel_weights` zeroes in all tokens at once (see
+      `keras_tl.regularizers.feature_maps`).
     - Eq. 7's β·Ω''(ω \\ ω*) on the new head is a separate term:
       `keras_tl.regularizers.L2(beta, scope="head")` (the code's `reg_classifier`).
 
@@ -148,8 +153,7 @@ class DELTA(BatchSummedRegularizer):
             distances = channel_distances(target_features[name], source_features[name])
             if not self.uniform:
                 distances = distances * ops.convert_to_tensor(mean_one(self.channel_weights[name]))
-            positions = target_features[name].shape[1] * target_features[name].shape[2]
-            total = total + batch_reduce(distances, self.reduction) / positions
+            total = total + batch_reduce(distances, self.reduction) / num_positions(target_features[name])
         return 0.5 * self.alpha * total
 
     def get_config(self):
