@@ -1,6 +1,5 @@
 """keras-hub backbones as sources: fine_tune with feature-map methods, .keras round trips, export, presets."""
 
-import os
 
 import keras
 import numpy as np
@@ -168,6 +167,11 @@ def test_build_by_preset_loads_the_preset_weights_or_only_its_architecture(prese
     assert keras_tl.backbones.default_input_shape(name) == (32, 32, 3)
     model = keras_tl.TransferModel(name, 3, source_weights="preset", regularizers=[keras_tl.regularizers.L2SP()])
     assert model.taps == ["stack0_block0_out", "stack1_block0_out"]
+    # What apps.finetune --source=keras_hub:<preset> --source_weights=preset loads.
+    loaded, taps, preprocess, size = keras_tl.models.load_source(name, weights="preset")
+    assert (taps, preprocess, size) == (model.taps, name, (32, 32))
+    for a, b in zip(loaded.weights, pretrained.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
 
 
 def test_preprocessing_is_the_preset_image_converter_without_resizing(preset_dir):
