@@ -10,7 +10,11 @@ no pass is needed at all: zeroing channel j subtracts mean_p FM[p, j] · W_head[
 the logits.
 
 Zeroing output channel j of the tap is zeroing filter j (its kernel slice and bias) of a
-convolution tap, Alg. 1's "setting all elements of the j-th filter to 0".
+convolution tap, Alg. 1's "setting all elements of the j-th filter to 0". On a token map
+`[B, T, C]` (a ViT's encoder output) channel j is zeroed in every token, the class token
+included: the transformer's counterpart of a filter is a feature dimension shared by all
+tokens (the paper knows only CNNs). A token map pooled by the mean over tokens has the
+closed form too; one pooled by its class token re-runs the (one-layer) suffix.
 """
 
 import dataclasses
@@ -127,7 +131,7 @@ class AblationPlan:
             return False
         (pool,) = others
         return (
-            isinstance(pool, keras.layers.GlobalAveragePooling2D)
+            isinstance(pool, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalAveragePooling1D))
             and pool.data_format == "channels_last"
             and not pool.keepdims
             and pool.output is features

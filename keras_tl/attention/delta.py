@@ -11,6 +11,7 @@ import numpy as np
 from keras_tl import backbones
 from keras_tl.attention.ablation import channel_importance
 from keras_tl.models import TransferModel
+from keras_tl.models.taps import check_taps_argument, map_layers
 from keras_tl.regularizers import L2
 from keras_tl.utils.validation import check_number
 
@@ -216,8 +217,9 @@ def delta_channel_weights(
             `keras_tl.data.Split`, a `tf.data.Dataset` of `(images, labels)` (batched, or single
             examples batched by `batch_size`; see `keras_tl.data.as_split`), or a list of
             `(x, y)` batches (then `y` is None).
-        taps: tap layer names (default: `source.taps` of a `TransferModel`, or the
-            backbone's `default_taps` for a backbone name).
+        taps: tap layer names (default: `source.taps` of a `TransferModel`, or
+            `keras_tl.backbones.known_taps(source)`: a backbone name's or a keras-hub
+            backbone's default taps).
         cache_path: JSON file of raw increases, read if complete, else written.
         normalization, temperature: see `normalize_importance`.
         num_batches: training batches aggregated in step 2.
@@ -243,11 +245,18 @@ def delta_channel_weights(
     if taps is None:
         if isinstance(source, TransferModel):
             taps = source.taps
-        elif isinstance(source, str):
-            taps = backbones.default_taps(source)
+        else:
+            taps = backbones.known_taps(source)
+    taps = check_taps_argument(taps)
     if not taps:
-        raise ValueError(f"Expected at least one tap layer name. Received: taps={taps!r}")
-    taps = list(taps)
+        where = f" of source {source.name!r}" if isinstance(source, keras.Model) else ""
+        candidates = f" Layers with feature maps: {map_layers(source)}." if isinstance(source, keras.Model) else ""
+        raise ValueError(
+            "DELTA's channel attention (keras_tl.attention.delta_channel_weights) weighs the channels of "
+            f"tapped layers, but there are none. Received: taps={taps!r}. Pass taps=[layer names{where}] "
+            "(keras_tl.fine_tune(..., taps=[...]) or Method.build(..., taps=[...])), e.g. the last layer "
+            f"of each stage.{candidates}"
+        )
     importance, examples = _read_cache(cache_path, taps)
     if importance is None:
         if x is None:

@@ -1,14 +1,16 @@
-"""Source networks by name: keras.applications models and small CIFAR ResNets, with their taps.
+"""Source networks by name: keras.applications models, small CIFAR ResNets and keras-hub presets, with their taps.
 
 `build(name, weights=..., input_shape=...)` returns a functional Keras model; `default_taps(name)`
-the papers' feature layers (the last block of each stage). Any functional model works as a
-source too, with taps named by the user.
+the papers' feature layers (the last block of each stage). `"keras_hub:<preset>"` names a
+keras-hub backbone (an optional extra, see `keras_tl.backbones.hub`), tapped at its
+`pyramid_outputs`. Any functional model works as a source too, with taps named by the user.
 """
 
 import os
 
 import keras
 
+from keras_tl.backbones import hub
 from keras_tl.backbones.cifar_resnet import DEPTHS, cifar_resnet, cifar_resnet_taps
 
 _APPLICATIONS = {
@@ -37,24 +39,53 @@ NAMES = tuple(_APPLICATIONS) + CIFAR_NAMES
 
 def _check_name(name):
     if name not in NAMES:
-        raise ValueError(f"Unknown backbone. Expected one of {list(NAMES)}. Received: name={name!r}")
+        raise ValueError(
+            f"Unknown backbone. Expected one of {list(NAMES)} or '{hub.PREFIX}<preset>'. Received: name={name!r}"
+        )
 
 
 def default_taps(name):
-    """The papers' feature layers of backbone `name` (one per stage, shallow to deep)."""
+    """The papers' feature layers of backbone `name` (one per stage, shallow to deep).
+
+    `name` may also be a built model: a keras-hub backbone (its `pyramid_outputs`' layers,
+    see `keras_tl.backbones.hub.default_taps`) or a model named after a backbone of `NAMES`.
+    A `"keras_hub:<preset>"` name builds the preset's architecture (no weights) to read them.
+    """
+    if isinstance(name, keras.Model):
+        if hub.is_hub_backbone(name):
+            return hub.default_taps(name)
+        name = name.name
+    if hub.is_hub_name(name):
+        return hub.default_taps(hub.build(name, weights=None))
     _check_name(name)
     if name in CIFAR_NAMES:
         return cifar_resnet_taps(int(name[len("cifar_resnet") :]))
     return list(_APPLICATION_TAPS[name])
 
 
+def known_taps(source):
+    """`default_taps(source)` for a backbone name or model it knows, else `[]`."""
+    if isinstance(source, keras.Model):
+        known = hub.is_hub_backbone(source) or source.name in NAMES
+    else:
+        known = hub.is_hub_name(source) or source in NAMES
+    return default_taps(source) if known else []
+
+
 def default_input_shape(name):
+    if hub.is_hub_name(name):
+        return hub.default_input_shape(name)
     _check_name(name)
     return (32, 32, 3) if name in CIFAR_NAMES else _APPLICATIONS[name][2]
 
 
 def preprocess_input(name):
-    """The function mapping 0..255 RGB images to what backbone `name` expects."""
+    """The function mapping 0..255 RGB images to what backbone `name` expects.
+
+    For `"keras_hub:<preset>"`: the affine part of the preset's image converter.
+    """
+    if hub.is_hub_name(name):
+        return hub.preprocess_input(name)
     _check_name(name)
     if name in CIFAR_NAMES:
         return lambda images: images / 127.5 - 1.0
@@ -78,10 +109,12 @@ def build(name, weights=None, input_shape=None, include_top=False, classes=1000,
     """Builds source network `name`.
 
     Args:
-        name: one of `NAMES`.
-        weights: `"imagenet"` (keras.applications only), a path to a local weights file
-            (`.weights.h5` / `.h5`), or `None` for random initialisation. Offline, `"imagenet"`
-            fails within seconds with a message saying how to pass a local file.
+        name: one of `NAMES`, or `"keras_hub:<preset>"` (a keras-hub preset name, handle or
+            local preset folder; `include_top`, `classes` and `pooling` do not apply).
+        weights: `"imagenet"` (keras.applications only), `"preset"` (keras-hub presets: the
+            preset's own weights), a path to a local weights file (`.weights.h5` / `.h5`), or
+            `None` for random initialisation. Offline, `"imagenet"` and `"preset"` fail within
+            seconds with a message saying how to pass a local file or folder.
         input_shape: `(H, W, 3)`; defaults to the backbone's native resolution.
         include_top: keep the classifier (`classes` logits for CIFAR ResNets; the 1000-way
             ImageNet head with a softmax for keras.applications).
@@ -94,7 +127,10 @@ def build(name, weights=None, input_shape=None, include_top=False, classes=1000,
     Example:
     >>> source = keras_tl.backbones.build("resnet50", weights="imagenet", input_shape=(224, 224, 3))
     >>> taps = keras_tl.backbones.default_taps("resnet50")
+    >>> hub_source = keras_tl.backbones.build("keras_hub:resnet_50_imagenet", weights="preset")
     """
+    if hub.is_hub_name(name):
+        return hub.build(name, weights=weights, input_shape=input_shape)
     _check_name(name)
     input_shape = tuple(input_shape or default_input_shape(name))
     if weights not in (None, "imagenet") and not os.path.isfile(str(weights)):

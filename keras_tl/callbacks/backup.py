@@ -1,15 +1,17 @@
 """Backup and restore whose checkpoint survives a kill at any instant and keeps the whole history."""
 
 import json
+import logging
 import os
 import shutil
 
 import keras
-from absl import logging
 
 from keras_tl import run_identity
 from keras_tl.api_export import keras_tl_export
 from keras_tl.utils import files
+
+logger = logging.getLogger(__name__)
 
 METADATA = "training_metadata.json"
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -68,7 +70,9 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             )
         self.backup_dir = os.fspath(backup_dir)
         self.delete_checkpoint = bool(delete_checkpoint)
-        if identity is not None and not (isinstance(identity, dict) and {"settings", "digest"} <= set(identity)):
+        if identity is not None and not (
+            isinstance(identity, dict) and {"settings", "digest"} <= set(identity)
+        ):
             raise ValueError(
                 "Expected identity to be None or a dict from keras_tl.run_identity.make. "
                 f"Received: identity={identity!r}"
@@ -118,7 +122,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         self._history = {key: list(values) for key, values in metadata.get("history", {}).items()}
         # The one hook `fit` reads to start at a later epoch; Keras' own BackupAndRestore sets it too.
         self.model._initial_epoch = self.restored_epoch
-        logging.info("Resuming from epoch %d (the checkpoint in %s).", self.restored_epoch, self.backup_dir)
+        logger.info("Resuming from epoch %d (the checkpoint in %s).", self.restored_epoch, self.backup_dir)
 
     def check(self, epochs=None):
         """The metadata of the checkpoint this run resumes from, or None; refuses another run's.
@@ -135,9 +139,15 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         if metadata is None:
             return None
         recorded = metadata.get("identity")
-        mismatch = self.identity is not None and recorded is not None and recorded.get("digest") != self.identity["digest"]
+        mismatch = (
+            self.identity is not None
+            and recorded is not None
+            and recorded.get("digest") != self.identity["digest"]
+        )
         if epochs is not None and int(metadata["epoch"]) > epochs:
-            others = mismatch and run_identity.differences(recorded.get("settings"), self.identity["settings"])
+            others = mismatch and run_identity.differences(
+                recorded.get("settings"), self.identity["settings"]
+            )
             others = [line for line in others or () if not line.startswith("epochs:")]
             return self._overwrite(
                 f"The checkpoint in {self.backup_dir} holds {metadata['epoch']} finished epochs, and this run asks "
@@ -147,9 +157,13 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             )
         if mismatch:
             where = f"The checkpoint in {self.backup_dir}"
-            return self._overwrite(run_identity.mismatch(where, recorded.get("settings"), self.identity["settings"]))
+            return self._overwrite(
+                run_identity.mismatch(where, recorded.get("settings"), self.identity["settings"])
+            )
         if self.identity is not None and recorded is None:
-            logging.info("The checkpoint in %s records no settings (older keras_tl): resuming it.", self.backup_dir)
+            logger.info(
+                "The checkpoint in %s records no settings (older keras_tl): resuming it.", self.backup_dir
+            )
         return metadata
 
     def _overwrite(self, reason):
@@ -157,7 +171,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         may hold the run's lock file) and returns None: the run starts over."""
         if not self.overwrite:
             raise ValueError(reason)
-        logging.warning("Overwriting the checkpoint of another run: %s", reason)
+        logger.warning("Overwriting the checkpoint of another run: %s", reason)
         os.remove(os.path.join(self.backup_dir, METADATA))
         self._remove_stale(None)
         return None

@@ -104,13 +104,12 @@ class Setup:
 
 
 def resolve_taps(source, taps=None):
-    """`taps` as a list; `None`: `keras_tl.backbones.default_taps` of the source's name (none if unknown)."""
+    """`taps` as a list (a string is an error); `None`: `keras_tl.backbones.known_taps(source)`."""
     from keras_tl import backbones
+    from keras_tl.models.taps import check_taps_argument
 
-    if taps is not None:
-        return list(taps)
-    name = source if isinstance(source, str) else source.name
-    return backbones.default_taps(name) if name in backbones.NAMES else []
+    taps = check_taps_argument(taps)
+    return backbones.known_taps(source) if taps is None else taps
 
 
 @keras_tl_export("keras_tl.methods.Method")

@@ -7,5 +7,5 @@ from keras_tl.models.cards import (
 )
 from keras_tl.models.legacy import convert_legacy
 from keras_tl.models.loading import load_model, load_weights
-from keras_tl.models.source import SourceParts, split_source
+from keras_tl.models.source import ClassToken, SourceParts, follow_global_policy, split_source
 from keras_tl.models.transfer_model import TransferModel

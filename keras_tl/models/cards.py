@@ -87,10 +87,11 @@ def load_source(source, weights=None, image_size=None, unsafe_deserialization=Fa
     """A source network with what fine-tuning it needs: `(model, taps, preprocess, image size)`.
 
     Args:
-        source: a backbone name from `keras_tl.backbones.NAMES`, or a `.keras` file (with its card,
-            e.g. from `keras_tl.pretrain`).
+        source: a backbone name from `keras_tl.backbones.NAMES`, `"keras_hub:<preset>"`, or a
+            `.keras` file (with its card, e.g. from `keras_tl.pretrain`).
         weights: for a backbone name: `None` (random, from `seed`), `"imagenet"`, or a weights file
-            (a `.weights.h5` must fit exactly, see `keras_tl.models.load_weights`).
+            (a `.weights.h5` must fit exactly, see `keras_tl.models.load_weights`); for a keras-hub
+            preset `"preset"` (its own weights), `None` or a weights file.
         image_size: `(height, width)` for a backbone name; `None`: the backbone's default.
         unsafe_deserialization: see `keras_tl.models.load_model`.
         seed: initialises a backbone without weights, so one call gives one model.
@@ -104,6 +105,11 @@ def load_source(source, weights=None, image_size=None, unsafe_deserialization=Fa
     Example:
     >>> model, taps, preprocess, size = keras_tl.models.load_source("runs/tin/source.keras")
     """
+    if backbones.hub.is_hub_name(source):  # weights: "preset", None or a file (see backbones.build)
+        size = tuple(image_size) if image_size else backbones.default_input_shape(source)[:2]
+        keras.utils.set_random_seed(seed)
+        model = backbones.build(source, weights=weights or None, input_shape=size + (3,))
+        return model, backbones.default_taps(model), source, size
     if source in backbones.NAMES:
         size = tuple(image_size) if image_size else backbones.default_input_shape(source)[:2]
         keras.utils.set_random_seed(seed)

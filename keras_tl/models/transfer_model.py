@@ -11,7 +11,8 @@ from keras_tl import regularizers as regularizers_module
 from keras_tl.api_export import keras_tl_export
 from keras_tl.gradients.base import GradientRule
 from keras_tl.models.objective import TransferObjective
-from keras_tl.models.source import split_source
+from keras_tl.models.source import follow_global_policy, split_source
+from keras_tl.models.taps import source_taps
 from keras_tl.trainers import TransferTrainer
 from keras_tl.utils.validation import check_number
 from keras_tl.utils.weights import copy_weights
@@ -51,14 +52,22 @@ class TransferModel(TransferTrainer, keras.Model):
     the right stage; weights saved before it existed load as stage 0.
 
     Args:
-        source: a functional `keras.Model` (the pretrained source), a backbone name from
-            `keras_tl.backbones.NAMES` (built with `source_weights` and `input_shape`), or
-            a serialized model config. Its output is either features (a 4D map is globally
-            average-pooled) or an upstream classifier whose last layer is `Dense`; then the
-            features are that layer's input and the `Dense` is the upstream head.
+        source: a functional `keras.Model` (the pretrained source; a keras-hub `Backbone`
+            too), a backbone name from `keras_tl.backbones.NAMES` or `"keras_hub:<preset>"`
+            (built with `source_weights` and `input_shape`), or a serialized model config.
+            A subclassed model is refused (its layers cannot be copied or tapped). Its output
+            is either features (a 4D map is globally average-pooled, a token map pooled as
+            its own classifier does, see `split_source`) or an upstream classifier whose last
+            layer is `Dense`; then the features are that layer's input and the `Dense` is the
+            upstream head. Its copies follow the global dtype policy, whatever policy it was
+            saved with (`keras_tl.models.source.follow_global_policy`).
         num_classes: number of target classes.
-        taps: names of the layers whose outputs regularizers see. Defaults to
-            `keras_tl.backbones.default_taps(source)` for a backbone name, else none.
+        taps: names of the layers whose outputs regularizers see (a list, never a string).
+            Defaults to `keras_tl.backbones.default_taps(source)` for a backbone name; else,
+            when a regularizer reads feature maps, to the default taps of a keras-hub backbone
+            (`pyramid_outputs`) or of a model named after a known backbone; else none. A
+            feature-map regularizer without taps is an error naming it
+            (`keras_tl.models.taps.source_taps`).
         regularizers: list of `keras_tl.regularizers.Regularizer`, unique names.
         gradient_rule: `None` or a rule such as `keras_tl.gradients.DTNH()`.
         freeze_backbone: L2-FE, see above.
@@ -105,18 +114,17 @@ class TransferModel(TransferTrainer, keras.Model):
         super().__init__(name=name, **kwargs)
         num_classes = check_number("num_classes", num_classes, minimum=1, integer=True)
         dropout = check_number("dropout", dropout, minimum=0, maximum=1, exclusive_maximum=True)
+        source_name = source if isinstance(source, str) else None
         if isinstance(source, str):
-            taps = backbones.default_taps(source) if taps is None else taps
             source = backbones.build(source, weights=source_weights, input_shape=input_shape)
         elif isinstance(source, dict):
             source = keras.saving.deserialize_keras_object(source)  # safe mode unless the caller opted out
         if not isinstance(source, keras.Model):
             raise TypeError(
                 "Expected source to be a keras.Model, a backbone name from "
-                f"{list(backbones.NAMES)} or a model config. Received: source={source!r}"
+                f"{list(backbones.NAMES)} or 'keras_hub:<preset>', or a model config. Received: source={source!r}"
             )
         self.num_classes = num_classes
-        self.taps = list(taps or [])
         self.freeze_backbone = bool(freeze_backbone)
         self.feature_layer = feature_layer
         self.dropout = float(dropout)
@@ -125,6 +133,7 @@ class TransferModel(TransferTrainer, keras.Model):
         names = [r.name for r in self.regularizers]
         if len(set(names)) != len(names):
             raise ValueError(f"Expected unique regularizer names. Received: names={names}")
+        self.taps = source_taps(source, taps, self.regularizers, source_name)
         self.gradient_rule = (
             keras.saving.deserialize_keras_object(gradient_rule)
             if isinstance(gradient_rule, dict)
@@ -341,6 +350,6 @@ def _rebuild(source, config, role):
     """A fresh copy of `source` (new layers, same names) holding `source`'s weights."""
     # A live source is the caller's own code, so its Lambda layers are trusted; inside
     # `load_model(safe_mode=True)` the surrounding safe-mode scope still takes precedence.
-    rebuilt = keras.saving.deserialize_keras_object(json.loads(config), safe_mode=False)
+    rebuilt = keras.saving.deserialize_keras_object(follow_global_policy(json.loads(config)), safe_mode=False)
     copy_weights(source, rebuilt, source_name="source", target_name=f"{role} copy")
     return rebuilt

@@ -12,6 +12,7 @@ from keras_tl.regularizers.feature_maps import (
     batch_reduce,
     channel_distances,
     matched_names,
+    num_positions,
 )
 
 # DELTA's `channel_weights` for "DELTA (w/o ATT)" (Table 1): every channel of every tap weighs 1.
@@ -99,6 +100,10 @@ class DELTA(BatchSummedRegularizer):
       weights (summing to 1) by C_l, which is W̃; only the ratios within a layer matter,
       and uniform weights give Σ_l `FeatureMapDistillation`_l / (H_l·W_l).
     - Eq. 8 as printed has neither the C_l nor the 1/(H·W); with them α is the code's α.
+    - token maps `[B, T, C]` (a ViT's encoder output; the paper and the code know only
+      CNNs): positions are tokens, so the 1/(H·W) is 1/T, and W_j weighs channel j of every
+      token, the channel that `delta_channel_weights` zeroes in all tokens at once (see
+      `keras_tl.regularizers.feature_maps`).
     - Eq. 7's β·Ω''(ω \\ ω*) on the new head is a separate term:
       `keras_tl.regularizers.L2(beta, scope="head")` (the code's `reg_classifier`).
 
@@ -160,8 +165,8 @@ class DELTA(BatchSummedRegularizer):
         return per_tap
 
     def authors_reduce(self, name, distances, target_map):
-        # The authors' code averages each channel's distance over the H·W positions.
-        return batch_reduce(distances, self.reduction) / (target_map.shape[1] * target_map.shape[2])
+        # The authors' code averages each channel's distance over the H·W positions (the T tokens of a token map).
+        return batch_reduce(distances, self.reduction) / num_positions(target_map)
 
     def get_config(self):
         weights = UNIFORM if self.uniform else {n: list(v) for n, v in self.channel_weights.items()}

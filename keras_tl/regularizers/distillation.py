@@ -30,6 +30,8 @@ class FeatureMapDistillation(BatchSummedRegularizer):
     Batch size conversion: a batch-summed term scales with B while the cross-entropy is a
     batch mean, so the paper's balance at batch B is α·64/B
     (`keras_tl.regularizers.feature_maps.batch_size_equivalent_alpha`). The ½ matches the reference code.
+    On a token map `[B, T, C]` (a ViT; the paper knows only CNNs) ‖·‖² sums over the T
+    tokens, which take the place of the H·W positions (`keras_tl.regularizers.feature_maps`).
 
     Reference:
         Li et al., "DELTA", ACM TKDD 2021, Sec. 2.2, Eq. 5 (and Eq. 8 with W_j = 1), Sec. 4.1

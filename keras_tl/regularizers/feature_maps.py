@@ -1,6 +1,15 @@
 """What the feature-map regularizers share: matching tapped maps by name, and how a term is reduced.
 
-Feature maps are channels-last (`[batch, H, W, C]`, the Keras default).
+Feature maps are channels-last (`[batch, H, W, C]`, the Keras default) or token maps
+`[batch, T, C]` (a ViT's encoder output: T tokens, the class token included, each a
+C-channel vector). The convention on token maps: a token is a position and a channel is a
+channel, so every formula written over the H·W positions of a map reads with T in place
+of H·W (`channel_distances` sums over the tokens, `position_distances` has one entry per
+token, DELTA averages over T where it averages over H·W). This is what a transformer's
+feature map is: keras-hub's `ViTBackbone` outputs `[batch, 1 + (H/p)·(W/p), hidden]` and
+its image classifier pools it over the token axis. KnowDist and DELTA are defined on token
+maps; AST/ACT and SPA/GCA are not (their attention networks are sized by H and W, AFA Eq. 2-5
+and Kang & Kang Table 2) and refuse them when built.
 
 How a term is reduced decides what its α means. Every feature-map term computes, per tap l
 and example b, its (attention-weighted) squared distance d_l(b) between the target's and the
@@ -35,6 +44,8 @@ batch mean, so the paper's balance (DELTA: batch 64) at another batch size B nee
 α is the `"sum"` α times B) for a strength independent of the batch size.
 """
 
+import math
+
 from keras import ops
 
 from keras_tl.regularizers.base import Regularizer, check_non_negative
@@ -67,12 +78,24 @@ def _shape(value):
 def static_map_shape(name, shape):
     """`(H, W, C)` of a tapped map's shape; the attention layers need them known when built."""
     shape = tuple(shape)
+    if len(shape) == 3:
+        raise ValueError(
+            f"Expected a 4D channels-last feature map (batch, H, W, C) for '{name}': the attention "
+            "networks of AST/ACT (AFA Eq. 2-5) and SPA/GCA (Kang & Kang Table 2) are sized by H and W. "
+            f"Received: shape={shape}, a token map (batch, tokens, channels). Tap 4D layers, or use "
+            "FeatureMapDistillation (knowdist) or DELTA, which are defined on token maps."
+        )
     if len(shape) != 4 or any(dim is None for dim in shape[1:]):
         raise ValueError(
             f"Expected a 4D channels-last feature map with static height, width and channels for "
             f"tap '{name}'. Received: shape={shape}"
         )
     return shape[1], shape[2], shape[3]
+
+
+def num_positions(feature_map):
+    """H·W of a `[batch, H, W, C]` map, T of a `[batch, T, C]` token map (static)."""
+    return math.prod(feature_map.shape[1:-1])
 
 
 def checked_static_names(target_shapes, source_shapes):
@@ -84,7 +107,7 @@ def checked_static_names(target_shapes, source_shapes):
 
 
 def channel_distances(target_map, source_map):
-    """`[batch, C]`: ‖FM_t[c] − FM_s[c]‖² per example and channel (summed over positions), float32."""
+    """`[batch, C]`: ‖FM_t[c] − FM_s[c]‖² per example and channel (summed over positions or tokens), float32."""
     difference = ops.cast(target_map, "float32") - ops.cast(source_map, "float32")
     spatial_axes = tuple(range(1, len(difference.shape) - 1))
     squared = ops.square(difference)
@@ -92,10 +115,9 @@ def channel_distances(target_map, source_map):
 
 
 def position_distances(target_map, source_map):
-    """`[batch, H·W]`: ‖FM_t[p] − FM_s[p]‖² per example and position (summed over channels), float32."""
+    """`[batch, H·W]` (`[batch, T]` for tokens): ‖FM_t[p] − FM_s[p]‖² per example and position (summed over channels), float32."""
     difference = ops.cast(target_map, "float32") - ops.cast(source_map, "float32")
-    height, width = difference.shape[1], difference.shape[2]
-    return ops.reshape(ops.sum(ops.square(difference), axis=-1), (-1, height * width))
+    return ops.reshape(ops.sum(ops.square(difference), axis=-1), (-1, num_positions(difference)))
 
 
 BATCH_REDUCTIONS = ("sum", "mean")

@@ -14,11 +14,12 @@ same folder again keeps one lock.
 """
 
 import contextlib
+import logging
 import os
 import socket
 import time
 
-from absl import logging
+logger = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -88,13 +89,18 @@ def _acquire(path, folder):
                 handle.close()
                 _refuse(path, folder)
         previous = _read(path)
-        if "pid" in previous and (previous["pid"], previous.get("host")) != (os.getpid(), socket.gethostname()):
-            logging.warning(
+        if "pid" in previous and (previous["pid"], previous.get("host")) != (
+            os.getpid(),
+            socket.gethostname(),
+        ):
+            logger.warning(
                 "Took over %s: its owner, %s, is no longer running (killed?).", path, _describe(previous)
             )
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid={os.getpid()}\nhost={socket.gethostname()}\nsince={time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.write(
+            f"pid={os.getpid()}\nhost={socket.gethostname()}\nsince={time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        )
         handle.flush()
         os.fsync(handle.fileno())
         return handle
