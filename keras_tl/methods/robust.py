@@ -291,8 +291,8 @@ class Surgical(Constrained):
     display_name = "Surgical (Auto-RGN)"
     reference = "Lee et al. ICLR 2023, Sec. 5"
     rule = "lr_l = lr · RGN_l / max RGN, RGN_l = ‖g_l‖/‖θ_l‖ on a few batches each epoch"
-    # Learns nothing on held-out data, so a default candidate of keras_tl.select.
-    select_factors = (1.0,)
+    # Not a default candidate of keras_tl.select: at a learning rate tuned for plain fine-tuning it
+    # under-fits (DTD-10: 10 points below L2, docs/benchmarks/notes.md); it needs its own.
 
     num_batches: int = 5
 
