@@ -15,9 +15,8 @@ import contextlib
 import dataclasses
 import os
 
-from keras_tl import run_identity
 from keras_tl.callbacks.backup import METADATA
-from keras_tl.utils import locks
+from keras_tl.utils import locks, run_identity
 
 # Fields that say where outputs go or how a run shows itself: they change no result.
 NOT_IDENTITY = (
@@ -36,7 +35,7 @@ def owned(config):
 
 
 def identity(config):
-    """`keras_tl.run_identity.make` of the fields of `config` that decide its results."""
+    """`keras_tl.utils.run_identity.make` of the fields of `config` that decide its results."""
     settings = {key: value for key, value in dataclasses.asdict(config).items() if key not in NOT_IDENTITY}
     for key in ("source", "source_weights"):
         if settings.get(key) and os.path.isfile(settings[key]):

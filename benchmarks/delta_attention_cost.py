@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 import keras_tl
-from keras_tl.attention import channel_importance, channel_importance_loop
+from keras_tl.channel_weights import channel_importance, channel_importance_loop
 
 NUM_CLASSES = 10
 TARGET_RATIO = 20.0

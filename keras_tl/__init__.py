@@ -1,9 +1,9 @@
 """keras_tl: regularization-based deep transfer learning for Keras 3 (TensorFlow and JAX)."""
 
 from keras_tl import (
-    attention,
     backbones,
     callbacks,
+    channel_weights,
     diffusion,
     fine_tuning,
     gradients,
@@ -33,9 +33,9 @@ __version__ = "0.2.0"
 # users (and the JAX backend) do not need at import time; `dir(keras_tl)` lists them all the same.
 _LAZY_SUBMODULES = ("data", "distribute", "export", "testing")
 _SUBMODULES = (
-    "attention",
     "backbones",
     "callbacks",
+    "channel_weights",
     "diffusion",
     "fine_tuning",
     "gradients",
@@ -62,6 +62,17 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f"keras_tl.{name}")
+    if name == "attention":
+        # 0.2 renamed DELTA's channel weights so that "attention" means only the learned attention
+        # layers of AFA and SPA/GCA; the old name keeps working for one release.
+        import warnings
+
+        warnings.warn(
+            "keras_tl.attention is renamed keras_tl.channel_weights; the old name will be removed in 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return channel_weights
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
 
 

@@ -5,10 +5,9 @@ import contextlib
 import keras
 
 from keras_tl import callbacks as callbacks_module
-from keras_tl import fine_tuning_checks, run_identity
 from keras_tl import methods as methods_module
 from keras_tl.api_export import keras_tl_export
-from keras_tl.utils import locks
+from keras_tl.utils import fine_tuning_checks, locks, run_identity
 from keras_tl.utils.validation import check_number
 
 
@@ -83,7 +82,7 @@ def fine_tune(
     training its `finish` (WiSE-FT's interpolation).
 
     A run owns its `backup_dir` (`keras_tl.utils.locks.folder_lock`: a second process is
-    refused) and its checkpoint records the run's identity (`keras_tl.run_identity`): a
+    refused) and its checkpoint records the run's identity (`keras_tl.utils.run_identity`): a
     rerun with the same settings resumes, one with other settings is refused, naming them,
     unless `overwrite`. Bad arguments (`lr < 0`, a split loaded with `training=False`,
     `eval_data` with other classes) are refused before anything runs.

@@ -194,7 +194,7 @@ def fit_head(
       random view per image. We take the data as given and recommend center crops (the
       evaluation pipeline of the training split): a single random view only adds noise
       to a convex fit that sees each image once.
-    - DELTA's L2-FE head (`keras_tl.attention.delta.l2_fe_model`) is a different rule
+    - DELTA's L2-FE head (`keras_tl.channel_weights.delta.l2_fe_model`) is a different rule
       (SGD for a fixed number of epochs with weight decay 1e-4, DELTA's reference code),
       kept there.
 

@@ -45,3 +45,12 @@ def test_every_exported_path_imports_to_its_object():
                                   "keras_tl.callbacks.StepTimer", "keras_tl.methods.Method", "keras_tl.methods.get"])
 def test_the_units_users_call_are_exported(path):
     assert path in EXPORTED
+
+
+def test_the_renamed_attention_module_is_channel_weights_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="keras_tl.channel_weights"):
+        module = keras_tl.attention
+    assert module is keras_tl.channel_weights
+    assert "attention" not in dir(keras_tl)
+    with pytest.raises(AttributeError, match="no attribute 'attentions'"):
+        keras_tl.attentions  # noqa: B018

@@ -7,9 +7,8 @@ import shutil
 
 import keras
 
-from keras_tl import run_identity
 from keras_tl.api_export import keras_tl_export
-from keras_tl.utils import files
+from keras_tl.utils import files, run_identity
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     before a restart included. When training ends, the folder is deleted
     (`delete_checkpoint=True`). Saves once per epoch (Keras' `save_freq="epoch"`).
 
-    With `identity` (`keras_tl.run_identity.make`; `keras_tl.fine_tune` passes its run's), the
+    With `identity` (`keras_tl.utils.run_identity.make`; `keras_tl.fine_tune` passes its run's), the
     metadata records it: a rerun with the same identity resumes (logging "Resuming from epoch
     N"), one with another is refused naming each setting that differs, unless `overwrite`. A
     checkpoint holding more epochs than `fit` asks for is refused too: it would train none and
@@ -74,7 +73,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             isinstance(identity, dict) and {"settings", "digest"} <= set(identity)
         ):
             raise ValueError(
-                "Expected identity to be None or a dict from keras_tl.run_identity.make. "
+                "Expected identity to be None or a dict from keras_tl.utils.run_identity.make. "
                 f"Received: identity={identity!r}"
             )
         self.identity = identity

@@ -5,7 +5,6 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from keras_tl import run_identity
 from keras_tl.data import augmentation, checks, transforms
 from keras_tl.data.classes import class_mapping
 from keras_tl.data.digits import load_digits
@@ -16,6 +15,7 @@ from keras_tl.data.shuffling import shuffled_per_epoch
 from keras_tl.data.split import Split
 from keras_tl.data.tfds import load_tfds
 from keras_tl.data.tfrecord import load_tfrecord
+from keras_tl.utils import run_identity
 
 SCHEMES = ("tfds", "folder", "tfrecord", "digits")
 AUGMENTATIONS = augmentation.CHOICES

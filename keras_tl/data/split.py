@@ -30,7 +30,7 @@ class Split:
             data-dependent preparations measure; None: no mixing.
         selection: the `load` arguments that selected and transformed the examples (spec,
             split, classes, per_class, seed, image_size, preprocess, augment, training, ...),
-            JSON-safe; a run's identity (`keras_tl.run_identity`) records them. None for a
+            JSON-safe; a run's identity (`keras_tl.utils.run_identity`) records them. None for a
             split made otherwise (`as_split`).
     """
 

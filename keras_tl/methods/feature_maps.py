@@ -20,14 +20,14 @@ DELTA_PAPER_BATCH_SIZE = 64
 
 def delta_weights(method, context):
     """DELTA's channel weights (Alg. 1) on the training split, cached in `context.cache_dir`."""
-    from keras_tl import attention
+    from keras_tl import channel_weights
 
     train = context.require_train(method)
     cache = None
     if context.cache_dir:
         os.makedirs(context.cache_dir, exist_ok=True)
         cache = os.path.join(context.cache_dir, "delta_channel_weights.json")
-    return attention.delta_channel_weights(
+    return channel_weights.delta_channel_weights(
         context.source,
         num_classes=train.num_classes,
         x=train.dataset,
@@ -104,7 +104,7 @@ class DELTA(_ChannelWeighted):
     at batch 64) with the authors' `reg_att_fea_map` reduction (averaged over positions,
     summed over the batch): the paper's α at batch 64 is the authors' term, and at batch
     size B the same balance is α·64/B. The channel weights come from Alg. 1 on the training
-    split (`keras_tl.attention.delta_channel_weights`: an L2-FE head of `head_epochs` epochs,
+    split (`keras_tl.channel_weights.delta_channel_weights`: an L2-FE head of `head_epochs` epochs,
     channel ablation on `num_batches` batches, normalised by the released code's
     softmax(zscore / 5)), cached in the run's folder. `attention=False` is the paper's
     "DELTA (w/o ATT)" (Table 1): every channel weighs 1 and nothing is measured

@@ -24,7 +24,7 @@ def check_channel_weights(channel_weights):
     if not isinstance(channel_weights, dict) or not channel_weights:
         raise ValueError(
             "Expected channel_weights to be a non-empty dict mapping tap layer names to lists of "
-            f"non-negative floats (e.g. from keras_tl.attention.delta_channel_weights). "
+            f"non-negative floats (e.g. from keras_tl.channel_weights.delta_channel_weights). "
             f"Received: channel_weights={channel_weights!r:.200}"
         )
     checked = {}
@@ -82,7 +82,7 @@ class DELTA(BatchSummedRegularizer):
     and the batch reduction cancel): a scale-free α, default 10
     (`keras_tl.regularizers.feature_maps`). The convention below is `relative=False`.
 
-    W^l are the per-channel weights of Alg. 1 (`keras_tl.attention.delta_channel_weights`:
+    W^l are the per-channel weights of Alg. 1 (`keras_tl.channel_weights.delta_channel_weights`:
     a channel weighs more when zeroing it raises the L2-FE model's loss more).
 
     Convention: the DELTA authors' `reg_att_fea_map` (also tllib's
@@ -126,7 +126,7 @@ class DELTA(BatchSummedRegularizer):
         relative: the scale-free term (default) or the authors' convention.
 
     Example:
-    >>> weights = keras_tl.attention.delta_channel_weights(
+    >>> weights = keras_tl.channel_weights.delta_channel_weights(
     ...     source, num_classes=10, x=train_ds, taps=taps, cache_path="delta_weights.json")
     >>> model = keras_tl.TransferModel(
     ...     source, num_classes=10, taps=taps,

@@ -44,7 +44,7 @@ class L2SPAttention(L2SP):
         alpha: non-negative coefficient α on the distance to the source weights.
         beta: non-negative coefficient β on the variables the source does not have.
         channel_weights: dict tap layer name -> list of non-negative per-filter weights
-            (`keras_tl.attention.delta_channel_weights`); each named layer must have
+            (`keras_tl.channel_weights.delta_channel_weights`); each named layer must have
             trainable backbone variables whose last axis has that many filters.
 
     Example:

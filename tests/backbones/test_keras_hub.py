@@ -101,7 +101,7 @@ def test_a_vit_without_class_token_is_pooled_by_the_mean_over_tokens():
 def test_delta_channel_importance_on_a_vit_zeroes_one_channel_of_every_token():
     model = keras_tl.TransferModel(vit(), 3, taps=["vit_encoder"])
     x, y = images(n=6), np.array([0, 1, 2, 0, 1, 2])
-    importance = keras_tl.attention.channel_importance(model, [(x, y)], chunk_size=5)["vit_encoder"]
+    importance = keras_tl.channel_weights.channel_importance(model, [(x, y)], chunk_size=5)["vit_encoder"]
     # Reference: the features are the class token, so zeroing channel j of the map zeroes
     # feature j; the logits lose f_j · W[j, :].
     features = keras.ops.convert_to_numpy(model.target_backbone(x)["features"]).astype("float64")

@@ -72,7 +72,7 @@ def test_a_string_of_taps_is_refused_not_split_into_characters():
 def test_delta_s_channel_attention_without_taps_says_how_to_pass_them():
     x, y = tiny_data()
     with pytest.raises(ValueError, match=r"DELTA's channel attention .* there are none. Received: taps=\[\]. Pass taps=\[layer names of source 'my_net'\]"):
-        keras_tl.attention.delta_channel_weights(unnamed_source(), 3, x, y, taps=[])
+        keras_tl.channel_weights.delta_channel_weights(unnamed_source(), 3, x, y, taps=[])
 
 
 class Subclassed(keras.Model):

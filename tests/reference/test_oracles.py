@@ -10,7 +10,7 @@ import pytest
 from keras import ops
 
 from keras_tl import relationship as relationship_lib
-from keras_tl.attention import normalize_importance
+from keras_tl.channel_weights import normalize_importance
 from keras_tl.regularizers import BSS, DELTA, L2SP, CoTuning, FeatureMapDistillation, LwF
 from tests.reference import oracles
 

@@ -6,7 +6,7 @@ import inspect
 import pytest
 
 from keras_tl import methods, regularizers
-from keras_tl.attention import delta_channel_weights
+from keras_tl.channel_weights import delta_channel_weights
 from keras_tl.regularizers import feature_maps
 
 # class -> {argument: the paper's value}; the source of each value is in the class's docstring.

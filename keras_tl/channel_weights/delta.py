@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_tl import backbones
-from keras_tl.attention.ablation import channel_importance
+from keras_tl.channel_weights.ablation import channel_importance
 from keras_tl.models import TransferModel
 from keras_tl.models.taps import check_taps_argument, map_layers
 from keras_tl.regularizers import L2
@@ -194,7 +194,7 @@ def delta_channel_weights(
     2. For every tap and channel j, the mean loss increase when channel j is zeroed, over
        the examples of the first `num_batches` training batches (the reference code uses
        4; Alg. 1 sums over the whole set, which only rescales the softmax input), batched
-       (`keras_tl.attention.channel_importance`).
+       (`keras_tl.channel_weights.channel_importance`).
     3. Normalise per layer (`normalize_importance`; default `"zscore_softmax"`).
 
     Step 2 runs in bounded memory (at most `max_pass_mb` MB of ablated copies per pass),
@@ -236,7 +236,7 @@ def delta_channel_weights(
         `keras_tl.regularizers.DELTA` and `L2SPAttention`.
 
     Example:
-    >>> weights = keras_tl.attention.delta_channel_weights(
+    >>> weights = keras_tl.channel_weights.delta_channel_weights(
     ...     "cifar_resnet20", num_classes=10, x=x_train, y=y_train,
     ...     cache_path="runs/delta_weights.json")
     >>> reg = keras_tl.regularizers.DELTA(alpha=0.01, channel_weights=weights)
@@ -252,7 +252,7 @@ def delta_channel_weights(
         where = f" of source {source.name!r}" if isinstance(source, keras.Model) else ""
         candidates = f" Layers with feature maps: {map_layers(source)}." if isinstance(source, keras.Model) else ""
         raise ValueError(
-            "DELTA's channel attention (keras_tl.attention.delta_channel_weights) weighs the channels of "
+            "DELTA's channel attention (keras_tl.channel_weights.delta_channel_weights) weighs the channels of "
             f"tapped layers, but there are none. Received: taps={taps!r}. Pass taps=[layer names{where}] "
             "(keras_tl.fine_tune(..., taps=[...]) or Method.build(..., taps=[...])), e.g. the last layer "
             f"of each stage.{candidates}"

@@ -11,8 +11,9 @@ on JAX, and the same source file gives the same identity wherever it lies. The s
 identified by a digest of its weights (an in-memory model) or of its file (the apps).
 
 Example:
->>> identity = keras_tl.run_identity.fine_tune_identity(method, source, train, epochs=10, lr=0.01,
-...                                                    momentum=0.9, taps=[], dropout=0.0, seed=0)
+>>> identity = keras_tl.utils.run_identity.fine_tune_identity(
+...     method, source, train, epochs=10, lr=0.01,
+...     momentum=0.9, taps=[], dropout=0.0, seed=0)
 >>> identity["digest"], identity["settings"]["lr"]
 ('3f2a...', 0.01)
 """

@@ -7,7 +7,7 @@ N+1 full forward passes per batch for N channels. It is the reference that the b
 import numpy as np
 from keras import ops
 
-from keras_tl.attention.ablation import mean_importance, per_example_cross_entropy
+from keras_tl.channel_weights.ablation import mean_importance, per_example_cross_entropy
 
 
 def _filter_variables(layer, channels):
@@ -25,7 +25,7 @@ def _filter_variables(layer, channels):
 def channel_importance_loop(model, batches, taps=None, loss=None, return_stats=False):
     """Mean loss increase per filter of each tap when that filter is zeroed, one filter at a time.
 
-    Same result and arguments as `keras_tl.attention.channel_importance` (without
+    Same result and arguments as `keras_tl.channel_weights.channel_importance` (without
     `chunk_size`); each tap must hold its filters in a `kernel` (and `bias`) whose last
     axis is the output channel. The weights are restored afterwards, even on error.
     """

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 import keras_tl
-from keras_tl.attention import (
+from keras_tl.channel_weights import (
     channel_importance,
     channel_importance_loop,
     delta_channel_weights,
     normalize_importance,
 )
-from keras_tl.attention.ablation import AblationPlan, _example_bytes
+from keras_tl.channel_weights.ablation import AblationPlan, _example_bytes
 from tests.conftest import TAPS, tiny_data, tiny_source
 
 CHANNELS = (16, 32, 64)
@@ -71,7 +71,7 @@ def test_max_pass_mb_bounds_the_copies_and_keeps_the_result(caplog):
     outputs = plan.prefix.predict_on_batch(data[0][0])
     sizes = {tap.name: _example_bytes(tap, outputs) for tap in plan.taps}
     budget_mb = 12 * max(sizes.values()) / 2**20
-    with caplog.at_level("INFO", logger="keras_tl.attention.ablation"):
+    with caplog.at_level("INFO", logger="keras_tl.channel_weights.ablation"):
         bounded, stats = channel_importance(
             model, data, chunk_size=5, max_pass_mb=budget_mb, return_stats=True, verbose=1
         )

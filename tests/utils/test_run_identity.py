@@ -1,4 +1,4 @@
-"""`keras_tl.run_identity`: what decides a run's weights, JSON-safe, the same digest on every backend."""
+"""`keras_tl.utils.run_identity`: what decides a run's weights, JSON-safe, the same digest on every backend."""
 
 import json
 import os
@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 
 import keras_tl
-from keras_tl import run_identity
+from keras_tl.utils import run_identity
 from tests.conftest import only_once, run_python, tiny_source
 
 IDENTITY_CODE = """
 import json, keras_tl
+from keras_tl.utils import run_identity
 from keras_tl.testing import tiny_source
 train = keras_tl.data.load("digits", "train", image_size=8, classes=["5", "6"], per_class=4, batch_size=4,
                            training=True, preprocess="cifar_resnet8")
-identity = keras_tl.run_identity.fine_tune_identity(
+identity = run_identity.fine_tune_identity(
     keras_tl.methods.get("l2_sp", alpha=0.1), tiny_source(), train, epochs=2, lr=0.05, momentum=0.9,
     taps=[], dropout=0.0, seed=0)
 print(json.dumps(identity))
