@@ -18,6 +18,8 @@ def pct(value, sign=False):
 def diff_cell(stats):
     if stats is None:
         return "—"
+    if stats["n"] == 1:  # one pair has no spread to show
+        return f"{pct(stats['mean'], True)} ({stats['wins']}/1)"
     interval = "" if stats["low"] is None else f" [{pct(stats['low'], True)}, {pct(stats['high'], True)}]"
     return f"{pct(stats['mean'], True)} ± {100 * stats['std']:.1f}{interval} ({stats['wins']}/{stats['n']})"
 
@@ -34,8 +36,9 @@ def cell(results):
 def mean_std(values):
     if not values:
         return "—"
-    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
-    return f"{100 * np.mean(values):.1f} ± {100 * std:.1f} (n={len(values)})"
+    if len(values) == 1:  # one run has no spread to show
+        return f"{100 * values[0]:.1f} (n=1)"
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values, ddof=1):.1f} (n={len(values)})"
 
 
 def mean_deg(values):

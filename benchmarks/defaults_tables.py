@@ -190,6 +190,6 @@ def select_section(settings, labels, record):
         lines.append(
             f"{dataset}: select − L2 on test {pct(float(np.mean(to_l2)), True) if to_l2 else '—'} points, "
             f"select − the grid's best {pct(float(np.mean(to_grid)), True) if to_grid else '—'} points "
-            f"(mean over {len(pairs)} seeds)."
+            f"(mean over {len(pairs)} seed{'s' if len(pairs) > 1 else ''})."
         )
     return "\n".join(lines)
