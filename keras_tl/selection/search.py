@@ -250,6 +250,6 @@ def _result(tuner, oracle, recipe):
         validation_top1=float(trial.score),
         reference_top1=oracle.rung_results(len(oracle.rungs) - 1).get(0),
         table=rows,
-        cost=result_module.cost_of(rows, recipe.epochs, recipe.steps_per_epoch(), planned),
+        cost=result_module.cost_of(rows, recipe.epochs, recipe.batches_per_epoch(), planned),
         directory=tuner.project_dir,
     )

@@ -45,8 +45,14 @@ class Recipe:
     verbose: object = 0
     search: str = ""
 
-    def steps_per_epoch(self):
-        return fine_tuning.steps_per_epoch(self.train)
+    def batches_per_epoch(self):
+        """The batches one epoch runs, the cost's unit: the schedule's steps, plus the short last batch
+        where the split keeps one (`load(..., drop_remainder=False)`): a trial's meter counts it."""
+        train = self.train
+        selection = getattr(train, "selection", None) or {}
+        if selection.get("drop_remainder") is False and getattr(train, "batches", None) is None:
+            return max(1, math.ceil(train.num_examples / train.batch_size))
+        return fine_tuning.steps_per_epoch(train)
 
     def fine_tune(self, method, folder, stop_at_epoch, callbacks=()):
         """`(model, history)`: `method`'s run in `folder` trained (or restored) to `stop_at_epoch`."""
@@ -136,7 +142,7 @@ class SelectionTuner(keras_tuner.Tuner):
             )
         method = methods.get(values["method"], **json.loads(values["hparams"]))
         meter = TrialMeter()
-        steps = self.recipe.steps_per_epoch()
+        steps = self.recipe.batches_per_epoch()
         try:
             model, _ = self.recipe.fine_tune(
                 method, self.candidate_dir(values["candidate"]), values["epochs"], [meter]

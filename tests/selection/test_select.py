@@ -11,6 +11,7 @@ import keras_tl
 from keras_tl import methods
 from keras_tl.selection import SelectionTuner
 from keras_tl.selection import data as selection_data
+from keras_tl.selection.tuner import Recipe
 from tests.conftest import TAPS, tiny_source
 
 SETTINGS = dict(epochs=2, lr=0.05, taps=TAPS, batch_size=8, seed=0, verbose=0)
@@ -164,3 +165,15 @@ def test_select_tries_wise_ft_on_the_chosen_model_at_no_training_cost(tmp_path):
     else:
         assert result.wise_ft["alpha"] == 1.0 and result.validation_top1 == itself
     assert "WiSE-FT on the chosen model (no training)" in result.markdown()
+
+
+def test_the_cost_counts_the_short_last_batch_a_split_keeps_in_the_l2_run_too():
+    # 3 digit classes × 15 = 45 images in batches of 8: 5 full batches; a split that keeps the short
+    # last one runs 6 a epoch, and one full L2 run costs that many (the trials' meter counts them).
+    common = dict(image_size=8, classes=["0", "1", "2"], per_class=15, batch_size=8, seed=0, training=True)
+    dropping = keras_tl.data.load("digits", "train", **common)
+    keeping = keras_tl.data.load("digits", "train", drop_remainder=False, **common)
+    assert dropping.num_examples == keeping.num_examples == 45
+    recipe = lambda train: Recipe(source=None, train=train, validation=None, epochs=2, lr=0.01)  # noqa: E731
+    assert recipe(dropping).batches_per_epoch() == 5 == sum(1 for _ in dropping.dataset)
+    assert recipe(keeping).batches_per_epoch() == 6 == sum(1 for _ in keeping.dataset)
