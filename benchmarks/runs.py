@@ -191,7 +191,7 @@ def execute(run, data_root, runs_dir, verbose=0, backup=True):
         return saved
     work_dir = os.path.join(runs_dir, keras.backend.backend(), run.key())
     source, card = load_source(run.source)
-    needs_validation = run.method_class().needs_validation
+    needs_validation = run.make_method().needs_validation
     train, evaluation, *validation = load_splits(run, data_root, selection=needs_validation)
     timer = keras_tl.callbacks.StepTimer(keras_tl.fine_tuning.steps_per_epoch(train))
     result = {"run": dataclasses.asdict(run), "key": run.key(), "backend": keras.backend.backend()}

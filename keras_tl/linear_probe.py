@@ -141,15 +141,60 @@ def extract_features(model, data, batch_size=64, feature_layer=None):
     return predict_logits(features, NumpyBatches(data, batch_size, name="data"))
 
 
-def _check_cs(Cs, validation_data):
+def _check_cs(Cs, validation_data, folds):
     grid = list(Cs) if isinstance(Cs, (list, tuple, np.ndarray)) else [Cs]
     if not grid or not all(isinstance(c, numbers.Real) and not isinstance(c, bool) and c > 0 for c in grid):
         raise ValueError(f"Expected Cs > 0 (a float or a sequence of them). Received: Cs={Cs!r}")
-    if len(grid) > 1 and validation_data is None:
+    if folds is not None and (isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2):
+        raise ValueError(f"Expected folds to be an integer >= 2 or None. Received: folds={folds!r}")
+    if folds is not None and validation_data is not None:
         raise ValueError(
-            f"Expected validation_data to choose C among {len(grid)} values. Received: validation_data=None"
+            "Expected either validation_data or folds to choose C, not both. "
+            f"Received: folds={folds!r} and validation_data"
+        )
+    if len(grid) > 1 and validation_data is None and folds is None:
+        raise ValueError(
+            f"Expected validation_data (or folds) to choose C among {len(grid)} values. "
+            "Received: validation_data=None"
         )
     return [float(c) for c in grid]
+
+
+def fold_indices(labels, folds):
+    """Each example's fold: within each class, in order of appearance, folds 0, 1, ..., k−1, 0, ...
+
+    Stratified like scikit-learn's `StratifiedKFold(shuffle=False)` (every fold holds each class
+    in proportion), but round-robin, so the assignment is a plain rule a test can restate.
+    """
+    labels = np.asarray(labels)
+    found = np.zeros(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        found[where] = np.arange(len(where)) % folds
+    return found
+
+
+def _path(features, labels, num_classes, Cs, max_iter, tol):
+    solutions, solution = [], None
+    for C in Cs:
+        solution = logistic_regression(features, labels, num_classes, C, solution, max_iter, tol)
+        solutions.append(solution)
+    return solutions
+
+
+def _accuracy(features, labels, solution):
+    return float(np.mean(np.argmax(features @ solution[0] + solution[1], axis=1) == labels))
+
+
+def _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol):
+    """Mean held-out-fold top-1 of each C (`fold_indices`), each fold's path warm-started along `Cs`."""
+    assigned = fold_indices(labels, folds)
+    scores = np.zeros(len(Cs))
+    for fold in range(folds):
+        inside = assigned != fold
+        path = _path(normalized[inside], labels[inside], num_classes, Cs, max_iter, tol)
+        scores += [_accuracy(normalized[~inside], labels[~inside], s) for s in path]
+    return scores / folds
 
 
 @keras_tl_export("keras_tl.linear_probe.fit_head")
@@ -163,6 +208,7 @@ def fit_head(
     feature_layer=None,
     max_iter=1000,
     tol=1e-6,
+    folds=None,
 ):
     """The linear probe of LP-FT: a head fitted on frozen features, for a `TransferModel`'s `head`.
 
@@ -172,7 +218,10 @@ def fit_head(
        training features.
     3. For each C in `Cs` (each solve warm-started from the previous one), the multinomial
        L2 logistic regression `logistic_regression`; the C with the best validation top-1
-       is kept (the first one on a tie).
+       is kept (the first one on a tie). Without a validation split, `folds=k` chooses it
+       by k-fold cross-validation of the training features instead (`fold_indices`: the
+       mean top-1 of the held-out folds, as scikit-learn's `LogisticRegressionCV`), then
+       refits on all of them.
     4. The weights mapped back to raw features: W = W̃/σ, b = b̃ − (μ/σ)·Σ_d W̃_d.
 
     Reference:
@@ -202,25 +251,28 @@ def fit_head(
         model: a `keras_tl.TransferModel` (its backbone's features) or a source network.
         train: the training data: `(x, y)` arrays, a split from `keras_tl.data.load` or a
             dataset of `(x, y)` batches (preferably without augmentation).
-        validation_data: held-out data of the same kinds to choose C; None with one C.
+        validation_data: held-out data of the same kinds to choose C; None with one C or `folds`.
         Cs: inverse regularization strengths, tried in this order (warm starts).
         num_classes: the head's classes (default: the `TransferModel`'s; required for a
             source network).
         batch_size: for array data.
         feature_layer: where a source network's features are (as for `TransferModel`).
         max_iter, tol: of each L-BFGS solve.
+        folds: choose C by this many folds of the training data (no `validation_data`):
+            for a caller whose held-out data scores something else, as `keras_tl.select`'s.
 
     Returns:
         `((kernel, bias), selection)`: float32 arrays of shapes `[dim, num_classes]` and
         `[num_classes]`, and a JSON-safe `{"C", "top1", "table"}` (the table a list of
-        `{"C", "top1"}` in the order of `Cs`; `top1` None without validation data).
+        `{"C", "top1"}` in the order of `Cs`; `top1` the validation or mean held-out-fold
+        top-1, None with neither).
 
     Example:
     >>> model = keras_tl.TransferModel(source, num_classes=10)
     >>> (kernel, bias), selection = keras_tl.linear_probe.fit_head(model, train_eval, val)
     >>> model.head.set_weights([kernel, bias])  # then fine-tune everything: LP-FT
     """
-    Cs = _check_cs(Cs, validation_data)
+    Cs = _check_cs(Cs, validation_data, folds)
     if num_classes is None:
         num_classes = getattr(model, "num_classes", None)
         if num_classes is None:
@@ -229,19 +281,19 @@ def fit_head(
     mean, std = float(np.mean(features)), float(np.std(features))
     std = std if std > 0 else 1.0
     normalized = (features - mean) / std
-    held_out = None
-    if validation_data is not None:
-        val_features, val_labels = extract_features(model, validation_data, batch_size, feature_layer)
-        held_out = ((val_features - mean) / std, np.asarray(val_labels).astype(np.int64))
-    table, best, solution = [], None, None
-    for C in Cs:
-        solution = logistic_regression(normalized, labels, num_classes, C, solution, max_iter, tol)
-        top1 = None
-        if held_out is not None:
-            top1 = float(np.mean(np.argmax(held_out[0] @ solution[0] + solution[1], axis=1) == held_out[1]))
-        table.append({"C": C, "top1": top1})
-        if best is None or (top1 is not None and top1 > best[0]["top1"]):
-            best = (table[-1], solution)
+    labels = np.asarray(labels).astype(np.int64)
+    if folds is not None:
+        scores = _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol)
+        table = [{"C": C, "top1": float(score)} for C, score in zip(Cs, scores, strict=True)]
+        row = table[int(np.argmax(scores))]  # the first best, as the validation rule
+        path = _path(normalized, labels, num_classes, Cs[: Cs.index(row["C"]) + 1], max_iter, tol)
+        best = (row, path[-1])
+    else:
+        held_out = None
+        if validation_data is not None:
+            val_features, val_labels = extract_features(model, validation_data, batch_size, feature_layer)
+            held_out = ((val_features - mean) / std, np.asarray(val_labels).astype(np.int64))
+        best, table = _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol)
     (row, (kernel, bias)) = best
     raw_kernel = kernel / std
     raw_bias = bias - (mean / std) * kernel.sum(axis=0)
@@ -250,3 +302,14 @@ def fit_head(
         "top1": row["top1"],
         "table": table,
     }
+
+
+def _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol):
+    """The best C on `held_out` (normalized features, labels), the first on a tie; None scores without it."""
+    table, best = [], None
+    for C, solution in zip(Cs, _path(normalized, labels, num_classes, Cs, max_iter, tol), strict=True):
+        top1 = None if held_out is None else _accuracy(*held_out, solution)
+        table.append({"C": C, "top1": top1})
+        if best is None or (top1 is not None and top1 > best[0]["top1"]):
+            best = (table[-1], solution)
+    return best, table

@@ -111,14 +111,37 @@ def test_fit_head_on_a_source_network_and_a_dataset_of_batches():
     [
         (
             {"Cs": [0.1, 1.0]},
-            r"Expected validation_data to choose C among 2 values. Received: validation_data=None",
+            r"Expected validation_data \(or folds\) to choose C among 2 values. Received: validation_data=None",
         ),
+        ({"Cs": [0.1, 1.0], "folds": 1}, r"Expected folds to be an integer >= 2 or None. Received: folds=1"),
         ({"Cs": -1.0}, r"Expected Cs > 0 \(a float or a sequence of them\). Received: Cs=-1.0"),
     ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit_head(keras_tl.TransferModel(tiny_source(), 3), tiny_data(), **kwargs)
+
+
+def test_fit_head_chooses_c_by_folds_as_sklearns_logistic_regression_cv():
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    keras.utils.set_random_seed(0)
+    model = keras_tl.TransferModel(tiny_source(), 3)
+    x, y = tiny_data(n=30, seed=3)
+    Cs = [1e-4, 1e-2, 1.0, 100.0]
+    features = keras.ops.convert_to_numpy(model.target_backbone(x, training=False)["features"]).astype("float64")
+    normalized = (features - features.mean()) / features.std()
+    # The documented rule, restated: the i-th example of each class is held out in fold i mod 3.
+    rank = np.array([np.sum(y[:i] == y[i]) for i in range(len(y))])
+    reference = sklearn_linear.LogisticRegressionCV(
+        Cs=Cs, cv=model_selection.PredefinedSplit(rank % 3), scoring="accuracy", tol=1e-10, max_iter=100000
+    ).fit(normalized, y)
+    (kernel, bias), selection = fit_head(model, (x, y), Cs=Cs, folds=3, batch_size=7, tol=1e-9)
+    np.testing.assert_allclose([row["top1"] for row in selection["table"]], reference.scores_[0].mean(axis=0))
+    assert selection["C"] == reference.C_[0]
+    refit = sklearn_fit(normalized, y, reference.C_[0])
+    np.testing.assert_allclose(
+        features @ kernel + bias, normalized @ refit.coef_.T + refit.intercept_, rtol=1e-3, atol=1e-4
+    )
 
 
 def test_source_network_needs_num_classes():

@@ -128,6 +128,8 @@ class Method:
         grid_factors: the grid's values as multiples of the coefficient's paper value.
         select_factors: the multiples of the coefficient's default (at the batch size, as the
             grid's centre) that `keras_tl.select` tries by default; empty: not a default candidate.
+        select_hparams: more hyperparameters `keras_tl.select` gives its default candidates
+            (LP-FT's `folds`: the search's validation split is not its to tune on).
         coefficient_batch_size: for a term summed over the batch, the batch size the paper's
             coefficient was tuned at (the grid's centre at batch B is then value·it/B); None.
         grid_from: the method whose grid chooses this one's coefficient (None: its own).
@@ -142,7 +144,8 @@ class Method:
         cross_backend: which of its benchmark rows (`False`: plain, `True`: under DTNH) the
             benchmark also runs on the JAX backend, to compare the backends.
         freeze_backbone, keep_source_head, keep_source: what it asks of the `TransferModel`.
-        needs_validation: it chooses or learns on held-out data (`fine_tune(validation_data=)`).
+        needs_validation: it chooses or learns on held-out data (`fine_tune(validation_data=)`);
+            a property where it depends on the hyperparameters, so read it on an instance.
 
     Fields: its hyperparameters (each subclass's), and `dtnh`: combine the terms' gradient with
     the empirical loss's by `keras_tl.gradients.DTNH` (the `+dtnh` suffix of `get`).
@@ -155,6 +158,7 @@ class Method:
     coefficient = None
     grid_factors = (0.1, 1.0, 10.0)
     select_factors = ()
+    select_hparams = {}
     coefficient_batch_size = None
     grid_from = None
     claims = ()

@@ -65,22 +65,40 @@ class LPFT(Constrained):
 
     The head starts from `keras_tl.linear_probe.fit_head` on the training data (features of
     the frozen backbone in inference mode, multinomial L2 logistic regression, its C the best
-    validation top-1 of the reference's sweep; `C > 0` fixes it and needs no validation
-    data), cached in `cache_dir` as `lp_head.npz`; then the base method (L2) fine-tunes all
-    weights. Reference: Kumar et al., "Fine-Tuning can Distort Pretrained Features and
-    Underperform Out-of-Distribution", ICLR 2022, Sec. 3; AnanyaKumar/transfer_learning.
+    validation top-1 of the reference's sweep), cached in `cache_dir` as `lp_head.npz`; then
+    the base method (L2) fine-tunes all weights. Reference: Kumar et al., "Fine-Tuning can
+    Distort Pretrained Features and Underperform Out-of-Distribution", ICLR 2022, Sec. 3;
+    AnanyaKumar/transfer_learning.
+
+    Without validation data: `C > 0` fixes C, or `folds=k` chooses it by k-fold
+    cross-validation of the training features (our choice, not the reference's: it keeps
+    LP-FT a candidate of `keras_tl.select`, whose validation split scores the candidates and
+    must not also tune one of them).
 
     Example:
     >>> keras_tl.fine_tune("lp_ft", source, train, epochs=20, validation_data=val)
+    >>> keras_tl.fine_tune(keras_tl.methods.get("lp_ft", folds=5), source, train, epochs=20)
     """
 
     name = "lp_ft"
     display_name = "LP-FT"
     reference = "Kumar et al. ICLR 2022, Sec. 3"
     rule = "the head fitted on frozen features (logistic regression, C on validation), then all fine-tuned"
-    needs_validation = True
+    select_factors = (1.0,)
+    select_hparams = {"folds": 5}
 
     C: float = 0.0
+    folds: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("C", self.C, minimum=0)
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"Expected folds to be 0 (C on validation data) or >= 2. Received: folds={self.folds!r}")
+
+    @property
+    def needs_validation(self):
+        return self.C <= 0 and self.folds == 0
 
     def head_weights(self, context):
         from keras_tl import linear_probe
@@ -90,11 +108,21 @@ class LPFT(Constrained):
         if cache and os.path.isfile(cache):
             with np.load(cache) as saved:
                 return saved["kernel"], saved["bias"]
-        kwargs = {"Cs": (self.C,)} if self.C > 0 else {"validation_data": context.require_validation(self)}
+        if self.C > 0:
+            kwargs = {"Cs": (self.C,)}
+        elif self.folds:
+            kwargs = {"folds": self.folds}
+        else:
+            kwargs = {"validation_data": context.require_validation(self)}
         (kernel, bias), selection = linear_probe.fit_head(
             context.source, train, num_classes=train.num_classes, **kwargs
         )
-        logger.info("LP-FT: linear probe with C=%g, validation top-1 %s", selection["C"], selection["top1"])
+        logger.info(
+            "LP-FT: linear probe with C=%g, %s top-1 %s",
+            selection["C"],
+            f"{self.folds}-fold" if self.folds and self.C <= 0 else "validation",
+            selection["top1"],
+        )
         if cache:
             os.makedirs(context.cache_dir, exist_ok=True)
             np.savez(cache, kernel=kernel, bias=bias)

@@ -94,16 +94,17 @@ def default_candidates(batch_size=None):
         cls = methods.registered(name)
         if not cls.select_factors or name == REFERENCE:
             continue
+        given = dict(cls.select_hparams)
         if not cls.coefficient:
-            first.append(Candidate(name))
+            first.append(Candidate(name, given))
             continue
         first += [
-            Candidate(name, {cls.coefficient: coefficient_value(cls, batch_size, f)})
+            Candidate(name, {**given, cls.coefficient: coefficient_value(cls, batch_size, f)})
             for f in cls.select_factors
         ]
         for factor in cls.grid_factors:
             if factor not in cls.select_factors:
-                candidate = Candidate(name, {cls.coefficient: coefficient_value(cls, batch_size, factor)})
+                candidate = Candidate(name, {**given, cls.coefficient: coefficient_value(cls, batch_size, factor)})
                 more.append((abs(math.log10(factor)), factor, len(more), candidate))
     more.sort(key=lambda entry: entry[:3])  # nearest the default first, ×0.1 before ×10, then registry order
     return [Candidate(REFERENCE)] + first + [entry[-1] for entry in more]

@@ -28,6 +28,12 @@ def test_lp_ft_starts_its_head_from_the_probe_and_caches_it(tmp_path):
     with pytest.raises(ValueError, match=r"Expected held-out validation data for method 'lp_ft'"):
         method.setup(source, train, TAPS)
     assert methods.get("lp_ft", C=1.0).setup(source, train, TAPS).head_weights[0].shape == kernel.shape
+    (kernel, bias), _ = keras_tl.linear_probe.fit_head(source, train, folds=3, num_classes=CLASSES)
+    folded = methods.get("lp_ft", folds=3)
+    assert not folded.needs_validation and method.needs_validation
+    np.testing.assert_allclose(folded.setup(source, train, TAPS).head_weights[1], bias, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^Expected folds to be 0 \(C on validation data\) or >= 2. Received: folds=1"):
+        methods.get("lp_ft", folds=1)
 
 
 def test_wise_ft_interpolates_after_fit_and_reports_its_alpha():

@@ -49,7 +49,7 @@ def test_the_default_list_is_cut_to_the_default_budget():
 
 def test_the_budget_takes_more_candidates_and_refuses_a_list_too_long():
     found = c.default_candidates(batch_size=32)
-    assert len(found) == 21  # L2 + 6 methods × (×1, ×0.1, ×10) + FTP, SPD
+    assert len(found) == 22  # L2 + 6 methods × (×1, ×0.1, ×10) + LP-FT, FTP, SPD
     # 14 candidates on rungs (1, 14), (3, 5), (9, 2) cost 14 + 10 + 12 = 36 = 4 runs; 15 cost 37.
     assert len(c.fit_budget(found, 9, budget=4.0, trim=True)[0]) == 14
     assert len(c.fit_budget(found, 9, budget=5.0, trim=True)[0]) == 19  # 19 + 14 + 12 = 45
@@ -71,10 +71,12 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "BSS (eta=0.001)",
         "Co-Tuning (lam=2.3)",
         "LwF (lam=1)",
+        "LP-FT (folds=5)",  # its select_hparams: C by folds of the training split, not on validation
         "FTP",  # no coefficient: one candidate at its defaults
-        "SPD",
     ]
-    assert names[9:15] == [
+    assert names[9] == "SPD"  # the first that a budget of 3 runs leaves out
+    assert c.default_candidates()[7].method().needs_validation is False
+    assert names[10:16] == [
         "L2-SP (alpha=0.001)",
         "KnowDist (alpha=1)",
         "DELTA (alpha=1)",
@@ -82,7 +84,7 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "Co-Tuning (lam=0.23)",
         "LwF (lam=0.1)",
     ]  # ×0.1 before ×10
-    assert names[15] == "L2-SP (alpha=0.1)"
+    assert names[16] == "L2-SP (alpha=0.1)"
     # The papers' batch-summed term (relative=False) takes the paper's α at its batch size 64.
     authors = c.as_candidates([("knowdist", {"relative": False, "alpha": 0.01})])[1]
     assert authors.method() == methods.get("knowdist", relative=False, alpha=0.01)
@@ -106,7 +108,7 @@ def test_a_registered_method_with_select_factors_is_a_default_candidate():
     try:
         found = c.default_candidates()
         # After the built-ins' select_factors candidates, before their other grid values.
-        assert found[9:11] == [
+        assert found[10:12] == [
             Candidate("mine_for_select", {"alpha": 0.5}),
             Candidate("mine_for_select", {"alpha": 1.5}),
         ]
