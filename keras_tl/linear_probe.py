@@ -145,7 +145,9 @@ def _check_cs(Cs, validation_data, folds):
     grid = list(Cs) if isinstance(Cs, (list, tuple, np.ndarray)) else [Cs]
     if not grid or not all(isinstance(c, numbers.Real) and not isinstance(c, bool) and c > 0 for c in grid):
         raise ValueError(f"Expected Cs > 0 (a float or a sequence of them). Received: Cs={Cs!r}")
-    if folds is not None and (isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2):
+    if folds is not None and (
+        isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2
+    ):
         raise ValueError(f"Expected folds to be an integer >= 2 or None. Received: folds={folds!r}")
     if folds is not None and validation_data is not None:
         raise ValueError(

@@ -128,7 +128,9 @@ def test_fit_head_chooses_c_by_folds_as_sklearns_logistic_regression_cv():
     model = keras_tl.TransferModel(tiny_source(), 3)
     x, y = tiny_data(n=30, seed=3)
     Cs = [1e-4, 1e-2, 1.0, 100.0]
-    features = keras.ops.convert_to_numpy(model.target_backbone(x, training=False)["features"]).astype("float64")
+    features = keras.ops.convert_to_numpy(model.target_backbone(x, training=False)["features"]).astype(
+        "float64"
+    )
     normalized = (features - features.mean()) / features.std()
     # The documented rule, restated: the i-th example of each class is held out in fold i mod 3.
     rank = np.array([np.sum(y[:i] == y[i]) for i in range(len(y))])

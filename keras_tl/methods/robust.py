@@ -94,7 +94,9 @@ class LPFT(Constrained):
         super().__post_init__()
         check_number("C", self.C, minimum=0)
         if self.folds == 1 or self.folds < 0:
-            raise ValueError(f"Expected folds to be 0 (C on validation data) or >= 2. Received: folds={self.folds!r}")
+            raise ValueError(
+                f"Expected folds to be 0 (C on validation data) or >= 2. Received: folds={self.folds!r}"
+            )
 
     @property
     def needs_validation(self):

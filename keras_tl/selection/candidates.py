@@ -104,7 +104,9 @@ def default_candidates(batch_size=None):
         ]
         for factor in cls.grid_factors:
             if factor not in cls.select_factors:
-                candidate = Candidate(name, {**given, cls.coefficient: coefficient_value(cls, batch_size, factor)})
+                candidate = Candidate(
+                    name, {**given, cls.coefficient: coefficient_value(cls, batch_size, factor)}
+                )
                 more.append((abs(math.log10(factor)), factor, len(more), candidate))
     more.sort(key=lambda entry: entry[:3])  # nearest the default first, ×0.1 before ×10, then registry order
     return [Candidate(REFERENCE)] + first + [entry[-1] for entry in more]

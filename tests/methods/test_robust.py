@@ -32,7 +32,9 @@ def test_lp_ft_starts_its_head_from_the_probe_and_caches_it(tmp_path):
     folded = methods.get("lp_ft", folds=3)
     assert not folded.needs_validation and method.needs_validation
     np.testing.assert_allclose(folded.setup(source, train, TAPS).head_weights[1], bias, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=r"^Expected folds to be 0 \(C on validation data\) or >= 2. Received: folds=1"):
+    with pytest.raises(
+        ValueError, match=r"^Expected folds to be 0 \(C on validation data\) or >= 2. Received: folds=1"
+    ):
         methods.get("lp_ft", folds=1)
 
 

@@ -89,7 +89,9 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
     authors = c.as_candidates([("knowdist", {"relative": False, "alpha": 0.01})])[1]
     assert authors.method() == methods.get("knowdist", relative=False, alpha=0.01)
     assert c.default_candidates(batch_size=64)[2] == Candidate("knowdist", {"alpha": 10.0})
-    with pytest.raises(ValueError, match=r"^Expected candidates that learn nothing on held-out data: 'wise_ft'"):
+    with pytest.raises(
+        ValueError, match=r"^Expected candidates that learn nothing on held-out data: 'wise_ft'"
+    ):
         c.as_candidates(["wise_ft"])
 
 
