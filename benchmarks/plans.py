@@ -94,6 +94,11 @@ def datasets_of(settings):
     return [d for d in DATASETS if DATASETS[d].get("sources") != "near" or settings.near_sources]
 
 
+def table_datasets(settings):
+    """The data sets with a test table at the grid's coefficients (`table:<dataset>`)."""
+    return [d for d in datasets_of(settings) if DATASETS[d].get("grid_table", True)]
+
+
 def make_run(settings, dataset, label, epochs, seed=0, hparams=(), selection=False, **overrides):
     """The `Run` of table label `label` on `dataset`; `selection=True` evaluates on the selection split."""
     data = DATASETS[dataset]

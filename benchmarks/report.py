@@ -49,7 +49,7 @@ def write(settings, doc, results_dir, labels, intro_path=None):
         + dtnh_section(settings, results_dir)
         + "\n\n![DTNH sweep](benchmarks/dtnh_sweep.png)",
     ]
-    for dataset in plans.datasets_of(settings):
+    for dataset in plans.table_datasets(settings):
         sections.append(f"## {dataset}: test split\n\n" + table_section(settings, dataset, labels))
     sections.append("## The papers' directions\n\n" + directions_section(settings, labels))
     sections += defaults_sections(settings, labels, results_dir)

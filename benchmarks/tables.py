@@ -123,9 +123,9 @@ def table_section(settings, dataset, labels):
 
 
 def directions_section(settings, labels):
-    tables = {d: table_entries(settings, d, labels) for d in plans.datasets_of(settings)}
+    tables = {d: table_entries(settings, d, labels) for d in plans.table_datasets(settings)}
     lines = ["| data set | claim | paired Δ (points) | sign test p | verdict |", "|---|---|---|---|---|"]
-    for dataset, better, worse in plans.directions(plans.datasets_of(settings)):
+    for dataset, better, worse in plans.directions(plans.table_datasets(settings)):
         if better not in labels or worse not in labels:
             continue
         stats = paired(by_seed(tables[dataset].get(better, [])), by_seed(tables[dataset].get(worse, [])))
@@ -187,7 +187,7 @@ def ablation_section(settings):
         "| DELTA − w/o ATT (attention) | train CE: KnowDist / w/o ATT / DELTA |",
         "|---|---|---|---|---|---|---|",
     ]
-    for dataset in plans.datasets_of(settings):
+    for dataset in plans.table_datasets(settings):
         entries = table_entries(settings, dataset, ["knowdist", "delta"])
         uniform = [r for _, r in collect(settings, plans.ablation_runs(settings, dataset)) if r is not None]
         if not uniform:

@@ -294,3 +294,14 @@ def test_quick_suite_every_method_beats_chance(tmp_path):
     assert "Every method beats chance." in done.stdout
     saved = os.listdir(os.path.join(tmp_path, "quick", keras.backend.backend()))
     assert len([name for name in saved if name.endswith(".json")]) == len(plans.table_labels())
+
+
+def test_near_transfer_is_benchmarked_at_the_defaults_with_the_few_shot_directions(tmp_path, sources):
+    settings = dataclasses.replace(settings_for(tmp_path, sources), near_sources=(("cross_entropy", sources["a"]),))
+    assert "tin-b" in plans.datasets_of(settings) and "tin-b" not in plans.table_datasets(settings)
+    assert plans.table_datasets(settings) == ["dtd10", "caltech101"]
+    near = {(better, worse) for _, better, worse in plans.directions(["tin-b"])}
+    # Issue 29: DELTA ≥ L2-SP ≥ L2 with few shots, Co-Tuning and DSD ≥ L2, DTNH(X) ≥ X.
+    assert {("delta", "l2_sp"), ("l2_sp", "l2"), ("co_tuning", "l2"), ("dsd", "l2"), ("delta+dtnh", "delta")} <= near
+    far = {(better, worse) for _, better, worse in plans.directions(["dtd10"])}
+    assert ("co_tuning", "l2") not in far and ("delta", "knowdist") in far
