@@ -4,7 +4,7 @@ and what tests.
 - `dtd10`: textures, far from the source's Tiny-ImageNet (its val split selects).
 - `caltech101`: objects, 30 training images per class (the images the sample leaves out select).
 - `tin-b`: near transfer (issue 29): Tiny-ImageNet-32's class half B (`benchmarks/tin_split.py`),
-  k training images per class, fine-tuned from sources pre-trained on half A; B's training images
+  k = 10 training images per class (`tin-b5`, `tin-b25`: k = 5, 25), fine-tuned from sources pre-trained on half A; B's training images
   the sample leaves out select (20 per class of them), B's 5,000 validation images test.
 """
 
@@ -31,6 +31,9 @@ DATASETS = {
         "grid_table": False,
     },
 }
+# k = 5 and 25 shots of tin-b (issue 29), on tin-b's schedule (its L2 validation curve at k = 10).
+for _shots in (5, 25):
+    DATASETS[f"tin-b{_shots}"] = {**DATASETS["tin-b"], "per_class": _shots, "schedule_from": "tin-b"}
 # The first two data sets' runs kept their training split's short last batch (the library drops it
 # by default since): their plans keep it, so a resumed suite matches the committed runs.
 KEEPS_SHORT_BATCH = ("dtd10", "caltech101")

@@ -94,6 +94,11 @@ def datasets_of(settings):
     return [d for d in DATASETS if DATASETS[d].get("sources") != "near" or settings.near_sources]
 
 
+def schedule_datasets(settings):
+    """The data sets with a schedule study of their own (the others take another's: `schedule_from`)."""
+    return [d for d in datasets_of(settings) if "schedule_from" not in DATASETS[d]]
+
+
 def table_datasets(settings):
     """The data sets with a test table at the grid's coefficients (`table:<dataset>`)."""
     return [d for d in datasets_of(settings) if DATASETS[d].get("grid_table", True)]
@@ -147,7 +152,7 @@ def chosen_epochs(settings, dataset):
     """The fewest epochs whose val top-1 is within `PLATEAU` of the best, or None while running."""
     if settings.quick:
         return QUICK_EPOCHS
-    runs = schedule_runs(settings, dataset)
+    runs = schedule_runs(settings, DATASETS[dataset].get("schedule_from", dataset))
     scores = [top1(cached(r, settings.runs_dir, settings.selection_backend)) for r in runs]
     if None in scores:
         return None

@@ -48,8 +48,8 @@ def plot_dtnh(curves, l2, path):
 
 def plot_schedule(settings, path):
     """L2's validation curve for each schedule length, per data set."""
-    with figure(path, len(plans.datasets_of(settings))) as axes:
-        for axis, dataset in zip(axes, plans.datasets_of(settings), strict=True):
+    with figure(path, len(plans.schedule_datasets(settings))) as axes:
+        for axis, dataset in zip(axes, plans.schedule_datasets(settings), strict=True):
             for run, result in collect(settings, plans.schedule_runs(settings, dataset)):
                 curve = (result or {}).get("history", {}).get("val_accuracy")
                 if curve:

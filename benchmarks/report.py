@@ -43,7 +43,7 @@ def write(settings, doc, results_dir, labels, intro_path=None):
         intro,
         "## Sources\n\n" + upstream_section(settings),
         "## Schedule (L2's validation curve)\n\n![schedule](benchmarks/schedule.png)\n\n"
-        + "\n\n".join(schedule_section(settings, d) for d in plans.datasets_of(settings)),
+        + "\n\n".join(schedule_section(settings, d) for d in plans.schedule_datasets(settings)),
         "## Coefficients (DTD-10 val split, seed 0)\n\n" + grid_section(settings),
         "## DTNH where the pull is too strong\n\n"
         + dtnh_section(settings, results_dir)

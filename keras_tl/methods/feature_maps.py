@@ -122,7 +122,7 @@ class DELTA(_ChannelWeighted):
     select_factors = (1.0,)
     coefficient_batch_size = DELTA_PAPER_BATCH_SIZE
     # DELTA Table 1: DELTA ≥ KnowDist everywhere; ≥ L2-SP in the few-shot near-transfer regime (issue 29).
-    claims = (Claim("knowdist"), Claim("l2_sp", datasets=("tin-b",)))
+    claims = (Claim("knowdist"), Claim("l2_sp", datasets=("tin-b", "tin-b5", "tin-b25")))
     benchmark_dtnh = True
     # From the grid's choice (2e-3) in half-decades to where it collapses.
     dtnh_sweep = (0.002, 0.006, 0.02, 0.06)

@@ -77,7 +77,7 @@ class CoTuning(Method):
     select_factors = (1.0,)
     keep_source_head = True
     # Co-Tuning Tables 1-2: ≥ fine-tuning; checked where the source's classes are near the target's.
-    claims = (Claim("l2", datasets=("tin-b",)),)
+    claims = (Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")),)
 
     lam: float = 2.3
     beta: float = 0.01
@@ -174,4 +174,4 @@ class DSD(DI2):
     rule = "DI2 from a source pre-trained with PGD's semantic prior"
     upstream = "pgd"
     grid_from = "di2"
-    claims = (Claim("co_tuning"), Claim("l2", datasets=("tin-b",)))
+    claims = (Claim("co_tuning"), Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmarks import plans, records, statistics, suite, tables
+from benchmarks import plans, records, statistics, strength, suite, tables
 from benchmarks.runs import HOLDOUT, Run, cached, restore, result_path, save_json, save_result
 
 
@@ -298,10 +298,20 @@ def test_quick_suite_every_method_beats_chance(tmp_path):
 
 def test_near_transfer_is_benchmarked_at_the_defaults_with_the_few_shot_directions(tmp_path, sources):
     settings = dataclasses.replace(settings_for(tmp_path, sources), near_sources=(("cross_entropy", sources["a"]),))
-    assert "tin-b" in plans.datasets_of(settings) and "tin-b" not in plans.table_datasets(settings)
+    assert plans.datasets_of(settings) == ["dtd10", "caltech101", "tin-b", "tin-b5", "tin-b25"]
     assert plans.table_datasets(settings) == ["dtd10", "caltech101"]
-    near = {(better, worse) for _, better, worse in plans.directions(["tin-b"])}
-    # Issue 29: DELTA ≥ L2-SP ≥ L2 with few shots, Co-Tuning and DSD ≥ L2, DTNH(X) ≥ X.
-    assert {("delta", "l2_sp"), ("l2_sp", "l2"), ("co_tuning", "l2"), ("dsd", "l2"), ("delta+dtnh", "delta")} <= near
+    assert plans.schedule_datasets(settings) == ["dtd10", "caltech101", "tin-b"]
+    # Issue 29: DELTA ≥ L2-SP ≥ L2 with few shots, Co-Tuning and DSD ≥ L2, DTNH(X) ≥ X, at every k.
+    for k in ("tin-b5", "tin-b", "tin-b25"):
+        near = {(better, worse) for _, better, worse in plans.directions([k])}
+        assert {("delta", "l2_sp"), ("l2_sp", "l2"), ("co_tuning", "l2"), ("dsd", "l2"), ("delta+dtnh", "delta")} <= near
+    # k = 5 and 25 take k = 10's schedule and differ from it only in the sample.
+    for run, top1 in zip(plans.schedule_runs(settings, "tin-b"), (0.1, 0.2, 0.15), strict=True):
+        save(settings, run, top1)
+    assert plans.chosen_epochs(settings, "tin-b5") == plans.chosen_epochs(settings, "tin-b25") == 20
+    runs = {k: strength.defaults_runs(settings, k, ["l2"]) for k in ("tin-b5", "tin-b", "tin-b25")}
+    assert {k: {r.per_class for r in rs} for k, rs in runs.items()} == {"tin-b5": {5}, "tin-b": {10}, "tin-b25": {25}}
+    assert [r.seed for r in runs["tin-b5"]] == [r.seed for r in runs["tin-b"]] == [0, 1, 2]  # paired
+    assert len({r.key() for rs in runs.values() for r in rs}) == 9
     far = {(better, worse) for _, better, worse in plans.directions(["dtd10"])}
     assert ("co_tuning", "l2") not in far and ("delta", "knowdist") in far
