@@ -4,8 +4,8 @@ and what tests.
 - `dtd10`: textures, far from the source's Tiny-ImageNet (its val split selects).
 - `caltech101`: objects, 30 training images per class (the images the sample leaves out select).
 - `tin-b`: near transfer (issue 29): Tiny-ImageNet-32's class half B (`benchmarks/tin_split.py`),
-  k = 10 training images per class (`tin-b5`, `tin-b25`: k = 5, 25), fine-tuned from sources pre-trained on half A; B's training images
-  the sample leaves out select (20 per class of them), B's 5,000 validation images test.
+  k = 10 training images per class (`tin-b5`, `tin-b25`: k = 5, 25), fine-tuned from sources
+  pre-trained on half A; B's training images the sample leaves out select (20 per class of them), B's 5,000 validation images test.
 """
 
 import os

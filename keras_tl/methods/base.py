@@ -29,6 +29,9 @@ import numbers
 from keras_tl.api_export import keras_tl_export
 
 DTNH_SUFFIX = "+dtnh"
+# The benchmark's near-transfer targets (few shots, a source whose features fit them; issue 29): the
+# papers' regime, where their claims over plain fine-tuning are checked.
+NEAR_TRANSFER = ("tin-b", "tin-b5", "tin-b25")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import numpy as np
 
 from keras_tl import diffusion, regularizers
 from keras_tl.api_export import keras_tl_export
-from keras_tl.methods.base import Claim, Method
+from keras_tl.methods.base import NEAR_TRANSFER, Claim, Method
 from keras_tl.methods.registry import register
 from keras_tl.relationship import category_relationship, class_means, upstream_logits
 
@@ -77,7 +77,7 @@ class CoTuning(Method):
     select_factors = (1.0,)
     keep_source_head = True
     # Co-Tuning Tables 1-2: ≥ fine-tuning; checked where the source's classes are near the target's.
-    claims = (Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")),)
+    claims = (Claim("l2", datasets=NEAR_TRANSFER),)
 
     lam: float = 2.3
     beta: float = 0.01
@@ -174,4 +174,4 @@ class DSD(DI2):
     rule = "DI2 from a source pre-trained with PGD's semantic prior"
     upstream = "pgd"
     grid_from = "di2"
-    claims = (Claim("co_tuning"), Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")))
+    claims = (Claim("co_tuning"), Claim("l2", datasets=NEAR_TRANSFER))

@@ -2,7 +2,7 @@
 
 from keras_tl import regularizers
 from keras_tl.api_export import keras_tl_export
-from keras_tl.methods.base import Claim, Method
+from keras_tl.methods.base import NEAR_TRANSFER, Claim, Method
 from keras_tl.methods.registry import register
 
 
@@ -66,7 +66,7 @@ class L2SP(Method):
     coefficient = "alpha"
     select_factors = (1.0,)
     # The papers' regime (few shots, a source whose features fit the target; issue 29): L2-SP ≥ L2.
-    claims = (Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")),)
+    claims = (Claim("l2", datasets=NEAR_TRANSFER),)
     benchmark_dtnh = True
     # From the paper's α up to where L2-SP falls clearly below L2 on DTD-10.
     dtnh_sweep = (0.01, 0.1, 1.0, 10.0)

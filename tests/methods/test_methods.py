@@ -106,4 +106,5 @@ def test_di2_sequences_follow_class_means():
 def test_dsd_is_di2_from_a_pgd_source():
     assert issubclass(methods.DSD, methods.DI2) and methods.DSD.defaults() == methods.DI2.defaults()
     assert (methods.DSD.upstream, methods.DI2.upstream) == ("pgd", "cross_entropy")
-    assert methods.DSD.grid_from == "di2" and methods.DSD.claims == (methods.Claim("co_tuning"), methods.Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")))
+    assert methods.DSD.grid_from == "di2"
+    assert methods.DSD.claims == (methods.Claim("co_tuning"), methods.Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")))
