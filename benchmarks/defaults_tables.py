@@ -81,8 +81,12 @@ def defaults_section(settings, dataset, labels):
         ours, theirs = library.get(label, []), authors.get(label, [])
         if not ours and not theirs:
             continue
-        papers = "same" if not plans.method_class(label).authors_hparams else _summary(theirs)
-        papers_diff = "" if papers == "same" else diff_cell(paired(by_seed(_finished(theirs)), l2))
+        if not plans.method_class(label).authors_hparams:
+            papers = "same"
+        else:
+            # No papers'-settings run planned on this data set (tin-b compares the library's defaults only).
+            papers = _summary(theirs) if authors else "not run"
+        papers_diff = "" if papers in ("same", "not run") else diff_cell(paired(by_seed(_finished(theirs)), l2))
         lines.append(
             f"| {display(label)} | {_summary(ours)} "
             f"| {'' if label == 'l2' else diff_cell(paired(by_seed(_finished(ours)), l2))} "
