@@ -154,6 +154,20 @@ def advice(settings, dataset, labels):
     )
 
 
+def best_in_hindsight(table, seeds):
+    """The label with the highest mean test top-1 over `seeds`, among those finished at every one of them.
+
+    A method run at fewer seeds than the search is not a candidate: its mean is over other
+    seeds and would not be paired with the search's.
+    """
+    means = {}
+    for label, results in table.items():
+        found = by_seed(_finished(results))
+        if found and all(seed in found for seed in seeds):
+            means[label] = float(np.mean([found[seed] for seed in seeds]))
+    return max(means, key=means.get) if means else None
+
+
 def select_section(settings, labels, record):
     """`keras_tl.select`'s searches (`benchmarks.select_runs`): per seed, its choice against L2 and the grid's best."""
     if not record:
@@ -166,6 +180,9 @@ def select_section(settings, labels, record):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     deltas = {}
+    seeds_of = {}
+    for found in record.values():
+        seeds_of.setdefault(found["dataset"], set()).add(found["seed"])
     for key in sorted(record):
         found = record[key]
         dataset, seed = found["dataset"], found["seed"]
@@ -175,10 +192,7 @@ def select_section(settings, labels, record):
             table = table_entries(settings, dataset, labels)
         else:
             table = {label: _finished(rs) for label, rs in defaults_entries(settings, dataset, labels).items()}
-        means = {
-            label: np.mean([r["top1"] for r in _finished(rs)]) for label, rs in table.items() if _finished(rs)
-        }
-        best = max(means, key=means.get) if means else None
+        best = best_in_hindsight(table, seeds_of[dataset])
         l2 = by_seed(_finished(table.get("l2", []))).get(seed)
         grid = by_seed(_finished(table.get(best, []))).get(seed) if best else None
         test = found["test"]["top1"]
@@ -192,6 +206,12 @@ def select_section(settings, labels, record):
             f"| {pct(test)} | {pct(l2)} | {pct(grid)} ({display(best) if best else '—'}) "
             f"| {'—' if wise is None else f'{wise:g}'} | {found['cost']['ratio']:.2f} |"
         )
+    lines += [
+        "",
+        "The grid's best: the method (at its grid coefficient where the data set has a grid table, else at "
+        "its defaults) with the highest mean test top-1 over the search's seeds, among those run at each "
+        "of them; per seed its run's test top-1.",
+    ]
     for dataset, pairs in deltas.items():
         to_l2 = [a for a, _ in pairs if a is not None]
         to_grid = [b for _, b in pairs if b is not None]

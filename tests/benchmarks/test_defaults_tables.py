@@ -1,0 +1,26 @@
+"""The best method in hindsight that `select` is compared with: paired over the search's seeds."""
+
+from benchmarks.defaults_tables import best_in_hindsight
+
+
+def _runs(**top1_by_seed):
+    return [{"run": {"seed": int(seed[1:])}, "top1": top1} for seed, top1 in top1_by_seed.items()]
+
+
+def test_a_method_missing_a_seed_of_the_search_is_not_the_best():
+    table = {
+        "l2": _runs(s0=0.65, s1=0.66, s2=0.65),
+        "di2": _runs(s0=0.66, s1=0.67, s2=0.66),
+        "lp_ft": _runs(s0=0.675),  # the highest mean, but over one seed only
+    }
+    assert best_in_hindsight(table, {0, 1, 2}) == "di2"
+    assert best_in_hindsight(table, {0}) == "lp_ft"
+
+
+def test_diverged_runs_do_not_count_as_finished():
+    table = {
+        "l2": _runs(s0=0.50, s1=0.52),
+        "knowdist": _runs(s0=0.60) + [{"run": {"seed": 1}, "top1": 0.01, "diverged": True}],
+    }
+    assert best_in_hindsight(table, {0, 1}) == "l2"
+    assert best_in_hindsight({}, {0}) is None
