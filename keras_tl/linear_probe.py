@@ -141,7 +141,12 @@ def extract_features(model, data, batch_size=64, feature_layer=None):
     return predict_logits(features, NumpyBatches(data, batch_size, name="data"))
 
 
-def _check_cs(Cs, validation_data, folds):
+SCORINGS = ("top1", "log_loss")
+
+
+def _check_cs(Cs, validation_data, folds, scoring="top1"):
+    if scoring not in SCORINGS:
+        raise ValueError(f"Expected scoring to be one of {SCORINGS}. Received: scoring={scoring!r}")
     grid = list(Cs) if isinstance(Cs, (list, tuple, np.ndarray)) else [Cs]
     if not grid or not all(isinstance(c, numbers.Real) and not isinstance(c, bool) and c > 0 for c in grid):
         raise ValueError(f"Expected Cs > 0 (a float or a sequence of them). Received: Cs={Cs!r}")
@@ -188,15 +193,36 @@ def _accuracy(features, labels, solution):
     return float(np.mean(np.argmax(features @ solution[0] + solution[1], axis=1) == labels))
 
 
+def _log_loss(features, labels, solution):
+    logits = features @ solution[0] + solution[1]
+    top = logits.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    return float(np.mean(log_norm - logits[np.arange(len(labels)), labels]))
+
+
+def _scores(features, labels, solution):
+    return {"top1": _accuracy(features, labels, solution), "log_loss": _log_loss(features, labels, solution)}
+
+
+def _best_row(table, scoring):
+    """The first best row: the highest top-1 or the lowest log loss."""
+    values = [row[scoring] for row in table]
+    return table[int(np.argmin(values) if scoring == "log_loss" else np.argmax(values))]
+
+
 def _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol):
-    """Mean held-out-fold top-1 of each C (`fold_indices`), each fold's path warm-started along `Cs`."""
+    """`[{"C", "top1", "log_loss"}]`: each C's means over the held-out folds (`fold_indices`),
+    each fold's path warm-started along `Cs`."""
     assigned = fold_indices(labels, folds)
-    scores = np.zeros(len(Cs))
+    sums = np.zeros((len(Cs), 2))
     for fold in range(folds):
         inside = assigned != fold
         path = _path(normalized[inside], labels[inside], num_classes, Cs, max_iter, tol)
-        scores += [_accuracy(normalized[~inside], labels[~inside], s) for s in path]
-    return scores / folds
+        sums += [list(_scores(normalized[~inside], labels[~inside], s).values()) for s in path]
+    return [
+        {"C": C, "top1": float(top1 / folds), "log_loss": float(loss / folds)}
+        for C, (top1, loss) in zip(Cs, sums, strict=True)
+    ]
 
 
 @keras_tl_export("keras_tl.linear_probe.fit_head")
@@ -211,6 +237,7 @@ def fit_head(
     max_iter=1000,
     tol=1e-6,
     folds=None,
+    scoring="top1",
 ):
     """The linear probe of LP-FT: a head fitted on frozen features, for a `TransferModel`'s `head`.
 
@@ -220,10 +247,11 @@ def fit_head(
        training features.
     3. For each C in `Cs` (each solve warm-started from the previous one), the multinomial
        L2 logistic regression `logistic_regression`; the C with the best validation top-1
-       is kept (the first one on a tie). Without a validation split, `folds=k` chooses it
-       by k-fold cross-validation of the training features instead (`fold_indices`: the
-       mean top-1 of the held-out folds, as scikit-learn's `LogisticRegressionCV`), then
-       refits on all of them.
+       is kept (the first one on a tie), or with `scoring="log_loss"` the lowest validation
+       cross-entropy. Without a validation split, `folds=k` chooses it by k-fold
+       cross-validation of the training features instead (`fold_indices`: the mean score
+       of the held-out folds, as scikit-learn's `LogisticRegressionCV` with
+       `scoring="accuracy"` or `"neg_log_loss"`), then refits on all of them.
     4. The weights mapped back to raw features: W = W̃/σ, b = b̃ − (μ/σ)·Σ_d W̃_d.
 
     Reference:
@@ -262,19 +290,23 @@ def fit_head(
         max_iter, tol: of each L-BFGS solve.
         folds: choose C by this many folds of the training data (no `validation_data`):
             for a caller whose held-out data scores something else, as `keras_tl.select`'s.
+        scoring: what chooses C: `"top1"` (the reference's) or `"log_loss"` (the held-out
+            cross-entropy, a proper score: on a few held-out images per class top-1 is flat
+            over a decade of C and its argmax is noise, while the cross-entropy rises as soon
+            as the head grows overconfident; docs/SELECTION.md for what it changes).
 
     Returns:
         `((kernel, bias), selection)`: float32 arrays of shapes `[dim, num_classes]` and
-        `[num_classes]`, and a JSON-safe `{"C", "top1", "table"}` (the table a list of
-        `{"C", "top1"}` in the order of `Cs`; `top1` the validation or mean held-out-fold
-        top-1, None with neither).
+        `[num_classes]`, and a JSON-safe `{"C", "top1", "log_loss", "table"}` (the table a
+        list of `{"C", "top1", "log_loss"}` in the order of `Cs`; the validation or mean
+        held-out-fold scores, None with neither).
 
     Example:
     >>> model = keras_tl.TransferModel(source, num_classes=10)
     >>> (kernel, bias), selection = keras_tl.linear_probe.fit_head(model, train_eval, val)
     >>> model.head.set_weights([kernel, bias])  # then fine-tune everything: LP-FT
     """
-    Cs = _check_cs(Cs, validation_data, folds)
+    Cs = _check_cs(Cs, validation_data, folds, scoring)
     if num_classes is None:
         num_classes = getattr(model, "num_classes", None)
         if num_classes is None:
@@ -285,9 +317,8 @@ def fit_head(
     normalized = (features - mean) / std
     labels = np.asarray(labels).astype(np.int64)
     if folds is not None:
-        scores = _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol)
-        table = [{"C": C, "top1": float(score)} for C, score in zip(Cs, scores, strict=True)]
-        row = table[int(np.argmax(scores))]  # the first best, as the validation rule
+        table = _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol)
+        row = _best_row(table, scoring)  # the first best, as the validation rule
         path = _path(normalized, labels, num_classes, Cs[: Cs.index(row["C"]) + 1], max_iter, tol)
         best = (row, path[-1])
     else:
@@ -295,23 +326,24 @@ def fit_head(
         if validation_data is not None:
             val_features, val_labels = extract_features(model, validation_data, batch_size, feature_layer)
             held_out = ((val_features - mean) / std, np.asarray(val_labels).astype(np.int64))
-        best, table = _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol)
+        best, table = _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol, scoring)
     (row, (kernel, bias)) = best
     raw_kernel = kernel / std
     raw_bias = bias - (mean / std) * kernel.sum(axis=0)
     return (raw_kernel.astype("float32"), raw_bias.astype("float32")), {
         "C": row["C"],
         "top1": row["top1"],
+        "log_loss": row["log_loss"],
         "table": table,
     }
 
 
-def _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol):
+def _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol, scoring):
     """The best C on `held_out` (normalized features, labels), the first on a tie; None scores without it."""
-    table, best = [], None
+    table, solutions = [], []
     for C, solution in zip(Cs, _path(normalized, labels, num_classes, Cs, max_iter, tol), strict=True):
-        top1 = None if held_out is None else _accuracy(*held_out, solution)
-        table.append({"C": C, "top1": top1})
-        if best is None or (top1 is not None and top1 > best[0]["top1"]):
-            best = (table[-1], solution)
-    return best, table
+        scores = {"top1": None, "log_loss": None} if held_out is None else _scores(*held_out, solution)
+        table.append({"C": C, **scores})
+        solutions.append(solution)
+    row = table[0] if held_out is None else _best_row(table, scoring)
+    return (row, solutions[table.index(row)]), table

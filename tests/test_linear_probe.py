@@ -103,7 +103,12 @@ def test_fit_head_on_a_source_network_and_a_dataset_of_batches():
         rtol=1e-3,
         atol=1e-4,
     )
-    assert selection == {"C": 0.5, "top1": None, "table": [{"C": 0.5, "top1": None}]}
+    assert selection == {
+        "C": 0.5,
+        "top1": None,
+        "log_loss": None,
+        "table": [{"C": 0.5, "top1": None, "log_loss": None}],
+    }
 
 
 @pytest.mark.parametrize(
@@ -115,6 +120,7 @@ def test_fit_head_on_a_source_network_and_a_dataset_of_batches():
         ),
         ({"Cs": [0.1, 1.0], "folds": 1}, r"Expected folds to be an integer >= 2 or None. Received: folds=1"),
         ({"Cs": -1.0}, r"Expected Cs > 0 \(a float or a sequence of them\). Received: Cs=-1.0"),
+        ({"Cs": 1.0, "scoring": "auc"}, r"Expected scoring to be one of \('top1', 'log_loss'\). Received: scoring='auc'"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -122,7 +128,8 @@ def test_bad_arguments(kwargs, message):
         fit_head(keras_tl.TransferModel(tiny_source(), 3), tiny_data(), **kwargs)
 
 
-def test_fit_head_chooses_c_by_folds_as_sklearns_logistic_regression_cv():
+@pytest.mark.parametrize("scoring, sklearn_scoring, sign", [("top1", "accuracy", 1), ("log_loss", "neg_log_loss", -1)])
+def test_fit_head_chooses_c_by_folds_as_sklearns_logistic_regression_cv(scoring, sklearn_scoring, sign):
     model_selection = pytest.importorskip("sklearn.model_selection")
     keras.utils.set_random_seed(0)
     model = keras_tl.TransferModel(tiny_source(), 3)
@@ -135,15 +142,38 @@ def test_fit_head_chooses_c_by_folds_as_sklearns_logistic_regression_cv():
     # The documented rule, restated: the i-th example of each class is held out in fold i mod 3.
     rank = np.array([np.sum(y[:i] == y[i]) for i in range(len(y))])
     reference = sklearn_linear.LogisticRegressionCV(
-        Cs=Cs, cv=model_selection.PredefinedSplit(rank % 3), scoring="accuracy", tol=1e-10, max_iter=100000
+        Cs=Cs, cv=model_selection.PredefinedSplit(rank % 3), scoring=sklearn_scoring, tol=1e-10, max_iter=100000
     ).fit(normalized, y)
-    (kernel, bias), selection = fit_head(model, (x, y), Cs=Cs, folds=3, batch_size=7, tol=1e-9)
-    np.testing.assert_allclose([row["top1"] for row in selection["table"]], reference.scores_[0].mean(axis=0))
+    (kernel, bias), selection = fit_head(model, (x, y), Cs=Cs, folds=3, scoring=scoring, batch_size=7, tol=1e-9)
+    np.testing.assert_allclose(
+        [row[scoring] for row in selection["table"]], sign * reference.scores_[0].mean(axis=0), rtol=1e-4
+    )
     assert selection["C"] == reference.C_[0]
     refit = sklearn_fit(normalized, y, reference.C_[0])
     np.testing.assert_allclose(
         features @ kernel + bias, normalized @ refit.coef_.T + refit.intercept_, rtol=1e-3, atol=1e-4
     )
+
+
+def test_fit_head_chooses_c_by_the_validation_log_loss():
+    metrics = pytest.importorskip("sklearn.metrics")
+    keras.utils.set_random_seed(0)
+    model = keras_tl.TransferModel(tiny_source(), 3)
+    x, y = tiny_data(n=24, seed=1)
+    x_val, y_val = tiny_data(n=12, seed=2)
+    Cs = [1e-3, 1e-2, 0.1, 1.0, 10.0]
+    features = lambda images: keras.ops.convert_to_numpy(  # noqa: E731
+        model.target_backbone(images, training=False)["features"]
+    ).astype("float64")
+    train, val = features(x), features(x_val)
+    mean, std = train.mean(), train.std()
+    losses = []
+    for C in Cs:
+        clf = sklearn_fit((train - mean) / std, y, C)
+        losses.append(metrics.log_loss(y_val, clf.predict_proba((val - mean) / std), labels=[0, 1, 2]))
+    _, selection = fit_head(model, (x, y), (x_val, y_val), Cs=Cs, scoring="log_loss", batch_size=5, tol=1e-9)
+    np.testing.assert_allclose([row["log_loss"] for row in selection["table"]], losses, rtol=1e-3)
+    assert selection["C"] == Cs[int(np.argmin(losses))]
 
 
 def test_source_network_needs_num_classes():

@@ -73,7 +73,8 @@ class LPFT(Constrained):
     Without validation data: `C > 0` fixes C, or `folds=k` chooses it by k-fold
     cross-validation of the training features (our choice, not the reference's: it keeps
     LP-FT a candidate of `keras_tl.select`, whose validation split scores the candidates and
-    must not also tune one of them).
+    must not also tune one of them). `scoring` is what chooses C (`fit_head`'s): `"top1"`
+    (the reference's) or `"log_loss"`.
 
     Example:
     >>> keras_tl.fine_tune("lp_ft", source, train, epochs=20, validation_data=val)
@@ -85,14 +86,17 @@ class LPFT(Constrained):
     reference = "Kumar et al. ICLR 2022, Sec. 3"
     rule = "the head fitted on frozen features (logistic regression, C on validation), then all fine-tuned"
     select_factors = (1.0,)
-    select_hparams = {"folds": 5}
+    select_hparams = {"folds": 5, "scoring": "log_loss"}
 
     C: float = 0.0
     folds: int = 0
+    scoring: str = "top1"
 
     def __post_init__(self):
         super().__post_init__()
         check_number("C", self.C, minimum=0)
+        if self.scoring not in ("top1", "log_loss"):
+            raise ValueError(f"Expected scoring to be 'top1' or 'log_loss'. Received: scoring={self.scoring!r}")
         if self.folds == 1 or self.folds < 0:
             raise ValueError(
                 f"Expected folds to be 0 (C on validation data) or >= 2. Received: folds={self.folds!r}"
@@ -117,7 +121,7 @@ class LPFT(Constrained):
         else:
             kwargs = {"validation_data": context.require_validation(self)}
         (kernel, bias), selection = linear_probe.fit_head(
-            context.source, train, num_classes=train.num_classes, **kwargs
+            context.source, train, num_classes=train.num_classes, scoring=self.scoring, **kwargs
         )
         logger.info(
             "LP-FT: linear probe with C=%g, %s top-1 %s",

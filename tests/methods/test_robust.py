@@ -36,6 +36,13 @@ def test_lp_ft_starts_its_head_from_the_probe_and_caches_it(tmp_path):
         ValueError, match=r"^Expected folds to be 0 \(C on validation data\) or >= 2. Received: folds=1"
     ):
         methods.get("lp_ft", folds=1)
+    (kernel, bias), _ = keras_tl.linear_probe.fit_head(
+        source, train, folds=3, scoring="log_loss", num_classes=CLASSES
+    )
+    by_loss = methods.get("lp_ft", folds=3, scoring="log_loss").setup(source, train, TAPS)
+    np.testing.assert_allclose(by_loss.head_weights[0], kernel, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^Expected scoring to be 'top1' or 'log_loss'. Received: scoring='auc'"):
+        methods.get("lp_ft", scoring="auc")
 
 
 def test_wise_ft_interpolates_after_fit_and_reports_its_alpha():

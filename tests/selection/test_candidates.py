@@ -71,7 +71,8 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "BSS (eta=0.001)",
         "Co-Tuning (lam=2.3)",
         "LwF (lam=1)",
-        "LP-FT (folds=5)",  # its select_hparams: C by folds of the training split, not on validation
+        # its select_hparams: C by the folds' log loss on the training split, not on validation
+        "LP-FT (folds=5, scoring=log_loss)",
         "FTP",  # no coefficient: one candidate at its defaults
     ]
     assert names[9] == "SPD"  # the first that a budget of 3 runs leaves out
