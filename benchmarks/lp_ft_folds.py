@@ -44,7 +44,9 @@ def head_norm(settings, run):
     method = run.make_method()
     train, _, *validation = load_splits(run, FLAGS.data_root, selection=method.needs_validation)
     chosen = {"validation_data": validation[0]} if validation else {"folds": method.folds}
-    (kernel, _), _ = linear_probe.fit_head(load_source(run.source)[0], train, num_classes=train.num_classes, **chosen)
+    (kernel, _), _ = linear_probe.fit_head(
+        load_source(run.source)[0], train, num_classes=train.num_classes, scoring=method.scoring, **chosen
+    )
     return float(np.linalg.norm(kernel)), "refit"
 
 

@@ -14,6 +14,12 @@ from keras_tl.utils.validation import check_number
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-7, 2, 50))
 
 
+def _log_norm(logits):
+    """log Σ_k exp(logits_k) per row, shifted by the row's maximum so that exp cannot overflow."""
+    top = logits.max(axis=1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+
+
 def _softmax(z):
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
@@ -98,9 +104,7 @@ def logistic_regression(features, labels, num_classes, C=1.0, initial=None, max_
     def objective(theta):
         kernel, bias = theta[: dim * num_classes].reshape(dim, num_classes), theta[dim * num_classes :]
         logits = x @ kernel + bias
-        top = logits.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-        value = np.mean(log_norm - np.sum(logits * onehot, axis=1)) + 0.5 * strength * np.sum(kernel**2)
+        value = np.mean(_log_norm(logits) - np.sum(logits * onehot, axis=1)) + 0.5 * strength * np.sum(kernel**2)
         error = (_softmax(logits) - onehot) / n
         return value, np.concatenate([(x.T @ error + strength * kernel).ravel(), error.sum(axis=0)])
 
@@ -195,33 +199,32 @@ def _accuracy(features, labels, solution):
 
 def _log_loss(features, labels, solution):
     logits = features @ solution[0] + solution[1]
-    top = logits.max(axis=1, keepdims=True)
-    log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-    return float(np.mean(log_norm - logits[np.arange(len(labels)), labels]))
+    return float(np.mean(_log_norm(logits) - logits[np.arange(len(labels)), labels]))
 
 
 def _scores(features, labels, solution):
     return {"top1": _accuracy(features, labels, solution), "log_loss": _log_loss(features, labels, solution)}
 
 
-def _best_row(table, scoring):
-    """The first best row: the highest top-1 or the lowest log loss."""
+def _best_index(table, scoring):
+    """The first best row's index: the highest top-1 or the lowest log loss."""
     values = [row[scoring] for row in table]
-    return table[int(np.argmin(values) if scoring == "log_loss" else np.argmax(values))]
+    return int(np.argmin(values) if scoring == "log_loss" else np.argmax(values))
 
 
 def _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol):
     """`[{"C", "top1", "log_loss"}]`: each C's means over the held-out folds (`fold_indices`),
     each fold's path warm-started along `Cs`."""
     assigned = fold_indices(labels, folds)
-    sums = np.zeros((len(Cs), 2))
+    sums = [{"top1": 0.0, "log_loss": 0.0} for _ in Cs]
     for fold in range(folds):
         inside = assigned != fold
         path = _path(normalized[inside], labels[inside], num_classes, Cs, max_iter, tol)
-        sums += [list(_scores(normalized[~inside], labels[~inside], s).values()) for s in path]
+        for total, solution in zip(sums, path, strict=True):
+            for name, score in _scores(normalized[~inside], labels[~inside], solution).items():
+                total[name] += score
     return [
-        {"C": C, "top1": float(top1 / folds), "log_loss": float(loss / folds)}
-        for C, (top1, loss) in zip(Cs, sums, strict=True)
+        {"C": C, **{name: score / folds for name, score in total.items()}} for C, total in zip(Cs, sums, strict=True)
     ]
 
 
@@ -318,7 +321,7 @@ def fit_head(
     labels = np.asarray(labels).astype(np.int64)
     if folds is not None:
         table = _cross_validated(normalized, labels, num_classes, Cs, folds, max_iter, tol)
-        row = _best_row(table, scoring)  # the first best, as the validation rule
+        row = table[_best_index(table, scoring)]  # the first best, as the validation rule
         path = _path(normalized, labels, num_classes, Cs[: Cs.index(row["C"]) + 1], max_iter, tol)
         best = (row, path[-1])
     else:
@@ -345,5 +348,5 @@ def _validated(normalized, labels, num_classes, Cs, held_out, max_iter, tol, sco
         scores = {"top1": None, "log_loss": None} if held_out is None else _scores(*held_out, solution)
         table.append({"C": C, **scores})
         solutions.append(solution)
-    row = table[0] if held_out is None else _best_row(table, scoring)
-    return (row, solutions[table.index(row)]), table
+    index = 0 if held_out is None else _best_index(table, scoring)
+    return (table[index], solutions[index]), table

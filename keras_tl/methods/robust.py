@@ -95,8 +95,12 @@ class LPFT(Constrained):
     def __post_init__(self):
         super().__post_init__()
         check_number("C", self.C, minimum=0)
-        if self.scoring not in ("top1", "log_loss"):
-            raise ValueError(f"Expected scoring to be 'top1' or 'log_loss'. Received: scoring={self.scoring!r}")
+        from keras_tl.linear_probe import SCORINGS
+
+        if self.scoring not in SCORINGS:
+            raise ValueError(
+                f"Expected scoring to be {' or '.join(map(repr, SCORINGS))}. Received: scoring={self.scoring!r}"
+            )
         if self.folds == 1 or self.folds < 0:
             raise ValueError(
                 f"Expected folds to be 0 (C on validation data) or >= 2. Received: folds={self.folds!r}"
