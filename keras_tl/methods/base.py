@@ -131,8 +131,7 @@ class Method:
         grid_factors: the grid's values as multiples of the coefficient's paper value.
         select_factors: the multiples of the coefficient's default (at the batch size, as the
             grid's centre) that `keras_tl.select` tries by default; empty: not a default candidate.
-        select_hparams: more hyperparameters `keras_tl.select` gives its default candidates
-            (LP-FT's `folds`: the search's validation split is not its to tune on).
+        select_hparams: more hyperparameters `keras_tl.select` gives its default candidates.
         coefficient_batch_size: for a term summed over the batch, the batch size the paper's
             coefficient was tuned at (the grid's centre at batch B is then value·it/B); None.
         grid_from: the method whose grid chooses this one's coefficient (None: its own).
@@ -149,6 +148,11 @@ class Method:
         freeze_backbone, keep_source_head, keep_source: what it asks of the `TransferModel`.
         needs_validation: it chooses or learns on held-out data (`fine_tune(validation_data=)`);
             a property where it depends on the hyperparameters, so read it on an instance.
+        selects_on_validation: what it does with held-out data is choose one of a few settings
+            before training (LP-FT's C), the kind of choice `keras_tl.select` makes among its
+            candidates on the same split, so it may be one of them; a method that learns on
+            it (TPGM's radii) or changes the scored model after training (WiSE-FT, which
+            `select` itself tries on its choice) may not.
 
     Fields: its hyperparameters (each subclass's), and `dtnh`: combine the terms' gradient with
     the empirical loss's by `keras_tl.gradients.DTNH` (the `+dtnh` suffix of `get`).
@@ -175,6 +179,7 @@ class Method:
     keep_source_head = False
     keep_source = False
     needs_validation = False
+    selects_on_validation = False
 
     dtnh: bool = dataclasses.field(default=False, kw_only=True)
 

@@ -134,11 +134,12 @@ def as_candidates(entries):
                 f"keras_tl.methods.Method. Received: candidates[{index}]={entry!r}"
             )
         method = candidate.method()
-        if method.needs_validation:
+        if method.needs_validation and not method.selects_on_validation:
             raise ValueError(
-                f"Expected candidates that learn nothing on held-out data: {candidate.label!r} chooses or learns "
-                "on a validation split, the split that scores the candidates. Fine-tune it with "
-                f"keras_tl.fine_tune(..., validation_data=...) instead. Received: candidates[{index}]={entry!r}"
+                f"Expected candidates that learn nothing on held-out data: {candidate.label!r} learns on a "
+                "validation split or changes the model after training by it, and that split scores the "
+                "candidates. Fine-tune it with keras_tl.fine_tune(..., validation_data=...) instead. "
+                f"Received: candidates[{index}]={entry!r}"
             )
         if method not in seen:
             found.append(candidate)

@@ -22,7 +22,7 @@ Design (issue 27):
 - **Cost**, in training steps over one full L2 run's (E × steps per epoch): 9 candidates
   cost E/9·9 + 3·2E/9 + 2·2E/3 = 3E, so the default budget of 3 fits 9 candidates when E ≥ 9
   (today L2, the 6 methods with a coefficient and `select_factors` at their defaults, LP-FT
-  with C by 5 folds of the training split, and FTP; SPD is the tenth); with fewer epochs the
+  with its probe's C on the validation split, and FTP; SPD is the tenth); with fewer epochs the
   first rung cannot be shorter than one epoch and the default list is cut to what fits. A user's list that does not fit is refused,
   with the budget it needs. The methods' data-dependent preparation (DELTA's channel
   ablation, Co-Tuning's relationship) and the model builds are counted apart, in seconds.

@@ -72,6 +72,7 @@ class Recipe:
             stop_at_epoch=stop_at_epoch,
             distribute=self.distribute,
             validation_freq=0,
+            validation_data=self.validation,  # for the methods that choose a setting on it (LP-FT's C)
             callbacks=list(callbacks) + list(self.callbacks),
             verbose=self.verbose,
         )

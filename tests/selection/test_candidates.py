@@ -71,12 +71,12 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "BSS (eta=0.001)",
         "Co-Tuning (lam=2.3)",
         "LwF (lam=1)",
-        # its select_hparams: C by the folds' log loss on the training split, not on validation
-        "LP-FT (folds=5, scoring=log_loss)",
+        "LP-FT",  # its probe's C chosen on the search's validation split
         "FTP",  # no coefficient: one candidate at its defaults
     ]
     assert names[9] == "SPD"  # the first that a budget of 3 runs leaves out
-    assert c.default_candidates()[7].method().needs_validation is False
+    lp_ft = c.default_candidates()[7].method()
+    assert lp_ft.needs_validation and lp_ft.selects_on_validation
     assert names[10:16] == [
         "L2-SP (alpha=0.001)",
         "KnowDist (alpha=1)",
@@ -94,6 +94,9 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         ValueError, match=r"^Expected candidates that learn nothing on held-out data: 'wise_ft'"
     ):
         c.as_candidates(["wise_ft"])
+    with pytest.raises(ValueError, match=r"^Expected candidates that learn nothing on held-out data: 'tpgm'"):
+        c.as_candidates([("tpgm", {})])
+    assert c.as_candidates(["lp_ft"])[1] == Candidate("lp_ft")
 
 
 def test_a_registered_method_with_select_factors_is_a_default_candidate():

@@ -177,3 +177,27 @@ def test_the_cost_counts_the_short_last_batch_a_split_keeps_in_the_l2_run_too():
     recipe = lambda train: Recipe(source=None, train=train, validation=None, epochs=2, lr=0.01)  # noqa: E731
     assert recipe(dropping).batches_per_epoch() == 5 == sum(1 for _ in dropping.dataset)
     assert recipe(keeping).batches_per_epoch() == 6 == sum(1 for _ in keeping.dataset)
+
+
+def test_lp_ft_as_a_candidate_chooses_its_probe_c_on_the_search_validation_split(tmp_path, monkeypatch):
+    real, calls = keras_tl.linear_probe.fit_head, []
+
+    def fit_head(source, train, **kwargs):
+        calls.append(kwargs)
+        return real(source, train, **kwargs)
+
+    monkeypatch.setattr(keras_tl.linear_probe, "fit_head", fit_head)
+    x, y = arrays()
+    result = keras_tl.select(
+        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=["lp_ft"], wise_ft=False, **SETTINGS
+    )
+    assert [row["candidate"] for row in result.table if row["rung"] == 0] == ["L2", "LP-FT"]
+    assert len(calls) == 1  # rung 1 reads the head back from the candidate's cache
+    (probe,) = calls
+    assert "folds" not in probe and "Cs" not in probe
+    validation = probe["validation_data"]
+    _, expected = selection_data.splits((x, y), 0.25, batch_size=8, seed=0)
+    assert validation.num_examples == expected.num_examples == 15
+    scored = [keras_tl.data.evaluate(result.model, split.dataset, 3)["top1"] for split in (validation, expected)]
+    assert scored[0] == scored[1]  # the same 15 held-out images
+    assert os.path.isfile(os.path.join(tmp_path, "select", "candidate_1", "cache", "lp_head.npz"))
