@@ -1,9 +1,10 @@
-"""Is `select`'s LP-FT (its probe's C by 5 folds) the benchmark's LP-FT (C on the selection split)?
+"""LP-FT with its probe's C by 5 folds of the training split against C on the selection split.
 
     python benchmarks/lp_ft_folds.py [--datasets=dtd10] [--seeds=3] [--data_root=...]
 
-`keras_tl.select` cannot let the split that scores its candidates also choose LP-FT's C, so its
-LP-FT candidate is `lp_ft(folds=5)` (`keras_tl.methods.LPFT`). This script runs that candidate
+Until 2026-12-05 `keras_tl.select`'s LP-FT candidate was `lp_ft(folds=5)` (`keras_tl.methods.LPFT`),
+so that the split scoring the candidates did not also choose C; this measurement is why it now
+chooses C on that split (docs/SELECTION.md). This script runs the folds candidate
 as a full benchmark run at each seed (`benchmarks.runs.execute`: cached and resumable like the
 suite's runs, same schedule, sample and source as the defaults plan's LP-FT) and prints, next to
 the defaults plan's LP-FT and L2 at the same seed (and the same with C by the folds' log loss,

@@ -1,0 +1,81 @@
+"""What a candidate that a `select` rung stopped would have scored at the last rung (issue 27).
+
+    python -m benchmarks.select_continue --select_dataset=caltech101 --select_seeds=1,2 --candidate=7
+
+A counterfactual for the rungs' fidelity: a copy of the search's candidate folder
+(`<runs_dir>/<backend>/select_<dataset>_s<seed>/candidate_<i>`, its checkpoint at the rung where it
+stopped) is continued to the run's last epoch with the search's own recipe (same source, sample,
+schedule and validation split as `benchmarks.select_runs`), then scored on the validation split
+and the test split. The search's folder is not touched. Prints one line per seed next to the
+search's L2 on its last rung, and writes `<runs_dir>/<backend>/select_continue.json`.
+"""
+
+import json
+import os
+import shutil
+
+import keras
+from absl import app, flags, logging
+
+import keras_tl
+from benchmarks import plans, suite
+from benchmarks.records import read_select_record
+from benchmarks.runs import load_source, load_splits
+from keras_tl import backbones, methods
+from keras_tl.selection.tuner import Recipe
+from keras_tl.utils import files
+
+flags.DEFINE_string("select_dataset", "caltech101", "The data set of the searches.")
+flags.DEFINE_list("select_seeds", ["1", "2"], "The searches' seeds.")
+flags.DEFINE_integer("candidate", 7, "The candidate's index in the search (7: LP-FT among the defaults).")
+FLAGS = flags.FLAGS
+
+
+def continue_candidate(settings, dataset, seed, index):
+    """The candidate's validation and test top-1 at the run's last epoch (a copy continued)."""
+    run = plans.make_run(settings, dataset, "l2", plans.chosen_epochs(settings, dataset), seed=seed)
+    search = read_select_record(FLAGS.results_dir)[f"{dataset}/s{seed}"]
+    row = next(r for r in search["table"] if r["index"] == index)
+    source, card = load_source(run.source)
+    train, test, validation = load_splits(run, settings.data_root, selection=True)
+    folder = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_{dataset}_s{seed}")
+    copy = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_continue_{dataset}_s{seed}_{index}")
+    if not os.path.isdir(copy):
+        shutil.copytree(os.path.join(folder, f"candidate_{index}"), copy)
+    recipe = Recipe(
+        source, train, validation, run.epochs, run.lr, run.momentum,
+        backbones.default_taps(card["backbone"]), 0.0, seed,
+    )
+    model, _ = recipe.fine_tune(methods.get(row["method"], **row["hparams"]), copy, run.epochs)
+    last = [r for r in search["table"] if r["rung"] == max(t["rung"] for t in search["table"])]
+    return {
+        "candidate": row["candidate"],
+        "val_top1": keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"],
+        "test_top1": keras_tl.data.evaluate(model, test.dataset, test.num_classes)["top1"],
+        "l2_last_rung_val_top1": next(r["val_top1"] for r in last if r["method"] == "l2"),
+        "chosen": search["method"],
+        "chosen_test_top1": search["test"]["top1"],
+    }
+
+
+def main(argv):
+    del argv
+    settings = suite.settings_from(FLAGS)
+    path = os.path.join(settings.runs_dir, keras.backend.backend(), "select_continue.json")
+    record = json.load(open(path)) if os.path.isfile(path) else {}
+    for seed in map(int, FLAGS.select_seeds):
+        key = f"{FLAGS.select_dataset}/s{seed}/candidate_{FLAGS.candidate}"
+        if key not in record:
+            record[key] = continue_candidate(settings, FLAGS.select_dataset, seed, FLAGS.candidate)
+            files.write_json(path, record)
+        r = record[key]
+        print(
+            f"{key}: {r['candidate']} continued to the last epoch: val {100 * r['val_top1']:.2f} % "
+            f"(L2 {100 * r['l2_last_rung_val_top1']:.2f} %), test {100 * r['test_top1']:.1f} %; "
+            f"the search chose {r['chosen']} (test {100 * r['chosen_test_top1']:.1f} %)"
+        )
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
