@@ -87,3 +87,16 @@ def read_select_record(results_dir):
         return {}
     with open(path) as handle:
         return json.load(handle)
+
+
+def measured_once(runs_dir, name, key, measure):
+    """`measure()`'s JSON-safe result kept under `key` in `<runs_dir>/<backend>/<name>.json`: a rerun
+    (after a kill, or to print again) reads it back instead of measuring again."""
+    from keras_tl.utils import files
+
+    path = os.path.join(runs_dir, keras.backend.backend(), f"{name}.json")
+    record = json.load(open(path)) if os.path.isfile(path) else {}
+    if key not in record:
+        record[key] = measure()
+        files.write_json(path, record)
+    return record[key]

@@ -10,7 +10,7 @@ and the test split. The search's folder is not touched. Prints one line per seed
 search's L2 on its last rung, and writes `<runs_dir>/<backend>/select_continue.json`.
 """
 
-import json
+import functools
 import os
 import shutil
 
@@ -19,11 +19,10 @@ from absl import app, flags, logging
 
 import keras_tl
 from benchmarks import plans, suite
-from benchmarks.records import read_select_record
+from benchmarks.records import measured_once, read_select_record
 from benchmarks.runs import load_source, load_splits
 from keras_tl import backbones, methods
 from keras_tl.selection.tuner import Recipe
-from keras_tl.utils import files
 
 flags.DEFINE_string("select_dataset", "caltech101", "The data set of the searches.")
 flags.DEFINE_list("select_seeds", ["1", "2"], "The searches' seeds.")
@@ -61,14 +60,10 @@ def continue_candidate(settings, dataset, seed, index):
 def main(argv):
     del argv
     settings = suite.settings_from(FLAGS)
-    path = os.path.join(settings.runs_dir, keras.backend.backend(), "select_continue.json")
-    record = json.load(open(path)) if os.path.isfile(path) else {}
     for seed in map(int, FLAGS.select_seeds):
         key = f"{FLAGS.select_dataset}/s{seed}/candidate_{FLAGS.candidate}"
-        if key not in record:
-            record[key] = continue_candidate(settings, FLAGS.select_dataset, seed, FLAGS.candidate)
-            files.write_json(path, record)
-        r = record[key]
+        measure = functools.partial(continue_candidate, settings, FLAGS.select_dataset, seed, FLAGS.candidate)
+        r = measured_once(settings.runs_dir, "select_continue", key, measure)
         print(
             f"{key}: {r['candidate']} continued to the last epoch: val {100 * r['val_top1']:.2f} % "
             f"(L2 {100 * r['l2_last_rung_val_top1']:.2f} %), test {100 * r['test_top1']:.1f} %; "

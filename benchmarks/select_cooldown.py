@@ -1,0 +1,84 @@
+"""Would a short cool-down make `select`'s rung 1 rank candidates as its last rung does? (issue 27)
+
+    python -m benchmarks.select_cooldown --select_dataset=caltech101 --select_seeds=1,2
+
+A prototype measurement, not a `select` option: for L2, KnowDist and LP-FT (the candidates of the
+Caltech-101 searches' rung 1), each trained to the rung's epoch ⌊E/3⌋ of the E-epoch cosine
+schedule exactly as the search does (`Recipe.fine_tune`, LP-FT restored from the search's own
+checkpoint), then one more epoch whose learning rate falls linearly from the schedule's value at
+that epoch to 0 (the cool-down). Prints the validation top-1 before (the rung's score) and after
+the cool-down; writes `<runs_dir>/<backend>/select_cooldown.json`. Mid-schedule the rate is still
+76 % of its peak at E = 40, and a strong pull to the source is steadier there, which is what rung 1
+measured (docs/benchmarks/notes.md).
+"""
+
+import functools
+import math
+import os
+import shutil
+
+import keras
+from absl import app, flags, logging
+
+import keras_tl
+from benchmarks import plans, suite
+from benchmarks.records import measured_once
+from benchmarks.runs import load_source, load_splits
+from keras_tl import backbones, methods
+from keras_tl.fine_tuning import classification_loss, steps_per_epoch
+from keras_tl.selection.tuner import Recipe
+
+flags.DEFINE_string("select_dataset", "caltech101", "The data set of the searches.")
+flags.DEFINE_list("select_seeds", ["1", "2"], "The searches' seeds.")
+FLAGS = flags.FLAGS
+
+# (candidate index in the default search, method, hyperparameters): rung 1's three at seeds 1 and 2.
+CANDIDATES = ((7, "lp_ft", {}), (2, "knowdist", {"alpha": 10.0}), (0, "l2", {}))
+
+
+def cooled_scores(settings, dataset, seed):
+    epochs = plans.chosen_epochs(settings, dataset)
+    run = plans.make_run(settings, dataset, "l2", epochs, seed=seed)
+    source, card = load_source(run.source)
+    train, _, validation = load_splits(run, settings.data_root, selection=True)
+    recipe = Recipe(
+        source, train, validation, run.epochs, run.lr, run.momentum, backbones.default_taps(card["backbone"]), 0.0, seed
+    )
+    rung = epochs // 3
+    rate = run.lr * 0.5 * (1 + math.cos(math.pi * rung / epochs))
+    root = os.path.join(settings.runs_dir, keras.backend.backend())
+    scores = {}
+    for index, label, hparams in CANDIDATES:
+        folder = os.path.join(root, f"select_cooldown_{dataset}_s{seed}_{index}")
+        if label == "lp_ft" and not os.path.isdir(folder):  # the search's LP-FT stopped at this rung
+            shutil.copytree(os.path.join(root, f"select_{dataset}_s{seed}", f"candidate_{index}"), folder)
+        method = methods.get(label, **hparams)
+        model, _ = recipe.fine_tune(method, folder, rung)
+        before = keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"]
+        decay = keras.optimizers.schedules.PolynomialDecay(rate, steps_per_epoch(train), end_learning_rate=0.0)
+        model.compile(
+            optimizer=method.optimizer(keras.optimizers.SGD(decay, momentum=run.momentum)),
+            loss=classification_loss(train),
+            metrics=["accuracy"],
+        )
+        # A restored model starts `fit` at its checkpoint's epoch (Keras keeps it): one epoch from there.
+        model.fit(train.dataset, initial_epoch=rung, epochs=rung + 1, verbose=0)
+        after = keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"]
+        scores[label] = {"rung1_val": before, "cooled_val": after}
+    return scores
+
+
+def main(argv):
+    del argv
+    settings = suite.settings_from(FLAGS)
+    for seed in map(int, FLAGS.select_seeds):
+        key = f"{FLAGS.select_dataset}/s{seed}"
+        measure = functools.partial(cooled_scores, settings, FLAGS.select_dataset, seed)
+        scores = measured_once(settings.runs_dir, "select_cooldown", key, measure)
+        for label, r in scores.items():
+            print(f"{key} {label}: rung 1 val {100 * r['rung1_val']:.1f} %, cooled {100 * r['cooled_val']:.1f} %")
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
