@@ -95,7 +95,10 @@ def measured_once(runs_dir, name, key, measure):
     from keras_tl.utils import files
 
     path = os.path.join(runs_dir, keras.backend.backend(), f"{name}.json")
-    record = json.load(open(path)) if os.path.isfile(path) else {}
+    record = {}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            record = json.load(handle)
     if key not in record:
         record[key] = measure()
         files.write_json(path, record)

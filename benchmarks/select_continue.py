@@ -11,41 +11,26 @@ search's L2 on its last rung, and writes `<runs_dir>/<backend>/select_continue.j
 """
 
 import functools
-import os
-import shutil
 
-import keras
 from absl import app, flags, logging
 
 import keras_tl
-from benchmarks import plans, suite
+from benchmarks import select_runs, suite  # select_runs: the --select_dataset and --select_seeds flags too
 from benchmarks.records import measured_once, read_select_record
-from benchmarks.runs import load_source, load_splits
-from keras_tl import backbones, methods
-from keras_tl.selection.tuner import Recipe
+from keras_tl import methods
 
-flags.DEFINE_string("select_dataset", "caltech101", "The data set of the searches.")
-flags.DEFINE_list("select_seeds", ["1", "2"], "The searches' seeds.")
 flags.DEFINE_integer("candidate", 7, "The candidate's index in the search (7: LP-FT among the defaults).")
 FLAGS = flags.FLAGS
 
 
 def continue_candidate(settings, dataset, seed, index):
     """The candidate's validation and test top-1 at the run's last epoch (a copy continued)."""
-    run = plans.make_run(settings, dataset, "l2", plans.chosen_epochs(settings, dataset), seed=seed)
+    _, recipe, test = select_runs.search_recipe(settings, dataset, seed)
+    validation = recipe.validation
     search = read_select_record(FLAGS.results_dir)[f"{dataset}/s{seed}"]
     row = next(r for r in search["table"] if r["index"] == index)
-    source, card = load_source(run.source)
-    train, test, validation = load_splits(run, settings.data_root, selection=True)
-    folder = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_{dataset}_s{seed}")
-    copy = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_continue_{dataset}_s{seed}_{index}")
-    if not os.path.isdir(copy):
-        shutil.copytree(os.path.join(folder, f"candidate_{index}"), copy)
-    recipe = Recipe(
-        source, train, validation, run.epochs, run.lr, run.momentum,
-        backbones.default_taps(card["backbone"]), 0.0, seed,
-    )
-    model, _ = recipe.fine_tune(methods.get(row["method"], **row["hparams"]), copy, run.epochs)
+    copy = select_runs.candidate_copy(settings, dataset, seed, index, f"select_continue_{dataset}_s{seed}_{index}")
+    model, _ = recipe.fine_tune(methods.get(row["method"], **row["hparams"]), copy, recipe.epochs)
     last = [r for r in search["table"] if r["rung"] == max(t["rung"] for t in search["table"])]
     return {
         "candidate": row["candidate"],

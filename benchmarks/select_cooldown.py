@@ -15,21 +15,16 @@ measured (docs/benchmarks/notes.md).
 import functools
 import math
 import os
-import shutil
 
 import keras
 from absl import app, flags, logging
 
 import keras_tl
-from benchmarks import plans, suite
+from benchmarks import select_runs, suite  # select_runs: the --select_dataset and --select_seeds flags too
 from benchmarks.records import measured_once
-from benchmarks.runs import load_source, load_splits
-from keras_tl import backbones, methods
+from keras_tl import methods
 from keras_tl.fine_tuning import classification_loss, steps_per_epoch
-from keras_tl.selection.tuner import Recipe
 
-flags.DEFINE_string("select_dataset", "caltech101", "The data set of the searches.")
-flags.DEFINE_list("select_seeds", ["1", "2"], "The searches' seeds.")
 FLAGS = flags.FLAGS
 
 # (candidate index in the default search, method, hyperparameters): rung 1's three at seeds 1 and 2.
@@ -37,27 +32,23 @@ CANDIDATES = ((7, "lp_ft", {}), (2, "knowdist", {"alpha": 10.0}), (0, "l2", {}))
 
 
 def cooled_scores(settings, dataset, seed):
-    epochs = plans.chosen_epochs(settings, dataset)
-    run = plans.make_run(settings, dataset, "l2", epochs, seed=seed)
-    source, card = load_source(run.source)
-    train, _, validation = load_splits(run, settings.data_root, selection=True)
-    recipe = Recipe(
-        source, train, validation, run.epochs, run.lr, run.momentum, backbones.default_taps(card["backbone"]), 0.0, seed
-    )
+    _, recipe, _ = select_runs.search_recipe(settings, dataset, seed)
+    train, validation, epochs = recipe.train, recipe.validation, recipe.epochs
     rung = epochs // 3
-    rate = run.lr * 0.5 * (1 + math.cos(math.pi * rung / epochs))
-    root = os.path.join(settings.runs_dir, keras.backend.backend())
+    rate = recipe.lr * 0.5 * (1 + math.cos(math.pi * rung / epochs))  # fine_tuning.cosine_sgd's at the rung
     scores = {}
     for index, label, hparams in CANDIDATES:
-        folder = os.path.join(root, f"select_cooldown_{dataset}_s{seed}_{index}")
-        if label == "lp_ft" and not os.path.isdir(folder):  # the search's LP-FT stopped at this rung
-            shutil.copytree(os.path.join(root, f"select_{dataset}_s{seed}", f"candidate_{index}"), folder)
+        name = f"select_cooldown_{dataset}_s{seed}_{index}"
+        if label == "lp_ft":  # the search's LP-FT stopped at this rung: continue a copy of it
+            folder = select_runs.candidate_copy(settings, dataset, seed, index, name)
+        else:  # the search's checkpoint of L2 and KnowDist is past the rung: train them to it again
+            folder = os.path.join(settings.runs_dir, keras.backend.backend(), name)
         method = methods.get(label, **hparams)
         model, _ = recipe.fine_tune(method, folder, rung)
         before = keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"]
         decay = keras.optimizers.schedules.PolynomialDecay(rate, steps_per_epoch(train), end_learning_rate=0.0)
         model.compile(
-            optimizer=method.optimizer(keras.optimizers.SGD(decay, momentum=run.momentum)),
+            optimizer=method.optimizer(keras.optimizers.SGD(decay, momentum=recipe.momentum)),
             loss=classification_loss(train),
             metrics=["accuracy"],
         )

@@ -12,6 +12,7 @@ Takes the suite's flags (`--data_root`, the sources, `--runs_dir`).
 """
 
 import os
+import shutil
 import time
 
 import keras
@@ -22,6 +23,7 @@ from benchmarks import plans, suite
 from benchmarks.records import read_select_record, select_record_path
 from benchmarks.runs import load_source, load_splits
 from keras_tl import backbones
+from keras_tl.selection.tuner import Recipe
 from keras_tl.utils import files
 
 flags.DEFINE_string("select_dataset", "dtd10", "The data set (benchmarks.datasets).")
@@ -29,25 +31,43 @@ flags.DEFINE_list("select_seeds", ["0", "1", "2"], "The seeds: one search each."
 FLAGS = flags.FLAGS
 
 
-def search(settings, dataset, seed):
-    """One seed's search; returns its JSON-safe result."""
+def search_recipe(settings, dataset, seed):
+    """`(run, recipe, test)`: the seed's L2 table run, the `Recipe` its search trains and scores every
+    candidate with, and the test split that only scores the chosen model."""
     epochs = plans.chosen_epochs(settings, dataset)
     if epochs is None:
         raise ValueError(f"Expected {dataset}'s schedule to be chosen first (plan schedule:{dataset}).")
     run = plans.make_run(settings, dataset, "l2", epochs, seed=seed)
     source, card = load_source(run.source)
     train, test, validation = load_splits(run, settings.data_root, selection=True)
+    taps = backbones.default_taps(card["backbone"])
+    return run, Recipe(source, train, validation, run.epochs, run.lr, run.momentum, taps, seed=seed), test
+
+
+def candidate_copy(settings, dataset, seed, index, name):
+    """The folder `<runs_dir>/<backend>/<name>`: a copy (made once) of candidate `index` of the seed's
+    search, to train on from its checkpoint without touching the search."""
+    root = os.path.join(settings.runs_dir, keras.backend.backend())
+    copy = os.path.join(root, name)
+    if not os.path.isdir(copy):
+        shutil.copytree(os.path.join(root, f"select_{dataset}_s{seed}", f"candidate_{index}"), copy)
+    return copy
+
+
+def search(settings, dataset, seed):
+    """One seed's search; returns its JSON-safe result."""
+    run, recipe, test = search_recipe(settings, dataset, seed)
     start = time.perf_counter()
     result = keras_tl.select(
-        source,
-        train,
-        validation,
+        recipe.source,
+        recipe.train,
+        recipe.validation,
         directory=os.path.join(settings.runs_dir, keras.backend.backend()),
         project_name=f"select_{dataset}_s{seed}",
-        epochs=run.epochs,
-        lr=run.lr,
-        momentum=run.momentum,
-        taps=backbones.default_taps(card["backbone"]),
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        taps=recipe.taps,
         seed=seed,
         verbose=0,
     )
