@@ -2,7 +2,9 @@
 
     python -m benchmarks.select_cooldown --select_dataset=caltech101 --select_seeds=1,2
 
-A prototype measurement, not a `select` option: for L2, KnowDist and LP-FT (the candidates of the
+The prototype of what `select(cooldown=True)` now does (`keras_tl.selection.cooldown`; it keeps
+the run's optimizer and its momentum, where this script starts a fresh SGD), kept as the record of
+the measurement that motivated it: for L2, KnowDist and LP-FT (the candidates of the
 Caltech-101 searches' rung 1), each trained to the rung's epoch ⌊E/3⌋ of the E-epoch cosine
 schedule exactly as the search does (`Recipe.fine_tune`, LP-FT restored from the search's own
 checkpoint), then one more epoch whose learning rate falls linearly from the schedule's value at

@@ -232,5 +232,8 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             self.model.history = history
         history.history = {key: list(values) for key, values in self._history.items()}
         history.epoch = list(range(self.restored_epoch + self._epochs_run))
+        # The resume hook is for this `fit` only: Keras' trainers keep reading it, so a later `fit` of
+        # the same model (select's cool-down, a user's own) would restart at the restored epoch.
+        self.model._initial_epoch = None
         if self.delete_checkpoint:
             shutil.rmtree(self.backup_dir, ignore_errors=True)

@@ -6,7 +6,15 @@ Example:
 >>> result.method, result.cost["ratio"]
 """
 
-from keras_tl.selection.candidates import Candidate, Rung, as_candidates, default_candidates, rungs
+from keras_tl.selection.candidates import (
+    Candidate,
+    Rung,
+    as_candidates,
+    default_candidates,
+    rungs,
+    with_cooldown,
+)
+from keras_tl.selection.cooldown import LinearCooldown, cool_down
 from keras_tl.selection.oracle import SuccessiveHalvingOracle, choose, promote
 from keras_tl.selection.result import SelectionResult
 from keras_tl.selection.search import select

@@ -12,7 +12,9 @@ candidate to ⌊E/9⌋ epochs (at least 1), rung 1 the best third to ⌊E/3⌋, 
 them, L2 and the best other, to E. Floors, not rounding: with n = 9 candidates the cost is
 9·t0 + 3·(t1 − t0) + 2·(E − t1) = 6·t0 + t1 + 2E ≤ 3E whenever E ≥ 9. A rung whose epoch
 equals the previous one's would train nothing and is dropped (with E < 9 the ladder is
-shorter and fewer default candidates fit the budget).
+shorter and fewer default candidates fit the budget). The floors leave part of the budget
+unused (3E − 117 = 3 epochs at E = 40): it pays for the cool-down that scores the rung
+before the last (`with_cooldown`, `keras_tl.selection.cooldown`), at most one epoch.
 
 Example:
 >>> candidates = keras_tl.selection.default_candidates(batch_size=32)
@@ -149,10 +151,12 @@ def as_candidates(entries):
 
 @dataclasses.dataclass(frozen=True)
 class Rung:
-    """Train `size` candidates to epoch `epochs` (of the full run's schedule)."""
+    """Train `size` candidates to epoch `epochs` (of the full run's schedule); with `cooldown` > 0,
+    score each after that many more epochs (a fraction: whole steps) of a cool-down off the run."""
 
     epochs: int
     size: int
+    cooldown: float = 0.0
 
 
 @keras_tl_export("keras_tl.selection.rungs")
@@ -176,25 +180,52 @@ def rungs(num_candidates, epochs):
 
 
 def cost(ladder):
-    """The epochs a ladder of rungs trains in all (each promoted candidate continues its own run)."""
+    """The epochs a ladder of rungs trains in all (each promoted candidate continues its own run,
+    and each scored after a cool-down trains that too)."""
     total, previous = 0, 0
     for rung in ladder:
-        total += rung.size * (rung.epochs - previous)
+        total += rung.size * (rung.epochs - previous + rung.cooldown)
         previous = rung.epochs
     return total
 
 
-def fit_budget(candidates, epochs, budget, trim):
+@keras_tl_export("keras_tl.selection.with_cooldown")
+def with_cooldown(ladder, epochs, budget, steps_per_epoch):
+    """`ladder` with the rung before the last scored after a cool-down paid by the budget's rest.
+
+    Each of that rung's candidates gets min(1 epoch, (budget·E − cost) / size) of it, in
+    whole steps of `steps_per_epoch`; none when the floors leave less than a step each
+    (E = 9: 27 = 3E) or the ladder has one rung. At E = 40 with 9 candidates: 1 epoch each,
+    120 = 3E; at E = 20: 8 of 13 steps each (58 + 3 · 8/13 ≤ 60).
+
+    Example:
+    >>> keras_tl.selection.with_cooldown(rungs(9, 40), 40, 3.0, steps_per_epoch=92)[1]  # Rung(13, 3, 1.0)
+    """
+    if len(ladder) < 2:
+        return tuple(ladder)
+    scored = ladder[-2]
+    left = (budget * epochs - cost(ladder)) * steps_per_epoch / scored.size
+    steps = min(steps_per_epoch, math.floor(left + 1e-9))
+    if steps < 1:
+        return tuple(ladder)
+    cooled = dataclasses.replace(scored, cooldown=_round(steps / steps_per_epoch))
+    return (*ladder[:-2], cooled, ladder[-1])
+
+
+def fit_budget(candidates, epochs, budget, trim, steps_per_epoch=None):
     """`(candidates, rungs)` whose cost is at most `budget` full runs of `epochs` epochs.
 
     With `trim` (the default list), the longest prefix that fits; without (the user's list),
-    all of them or a `ValueError` that says which budget they need.
+    all of them or a `ValueError` that says which budget they need. With `steps_per_epoch`,
+    the budget's rest pays for a cool-down on the rung before the last (`with_cooldown`).
     """
     for count in range(len(candidates), 0, -1):
         ladder = rungs(count, epochs)
         if cost(ladder) <= budget * epochs * (1 + 1e-9):
             if count < len(candidates) and not trim:
                 break
+            if steps_per_epoch:
+                ladder = with_cooldown(ladder, epochs, budget, steps_per_epoch)
             return candidates[:count], ladder
     needed = cost(rungs(len(candidates), epochs)) / epochs
     raise ValueError(

@@ -10,7 +10,8 @@ trials and this state (a killed search resumes), and its chief/worker mode serve
 to several machines.
 
 A trial is one candidate on one rung: its values are the candidate's index, method label
-and hyperparameters (JSON), the rung, the epoch to reach and the one its run starts from.
+and hyperparameters (JSON), the rung, the epoch to reach, the one its run starts from and
+the cool-down (in epochs) before it is scored (`keras_tl.selection.cooldown`).
 Rungs are synchronous: rung r + 1 starts once every trial of rung r has ended, so the
 choice does not depend on how many workers ran them or in which order.
 """
@@ -73,7 +74,8 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
 
     Args:
         candidates: `Candidate.get_config()` dicts (`{"label", "hparams"}`), the reference first.
-        rungs: `Rung`s (`epochs`, `size`), from `keras_tl.selection.rungs`.
+        rungs: `Rung`s (`epochs`, `size`, `cooldown`), from `keras_tl.selection.rungs` (and
+            `with_cooldown`).
         settings: a JSON-safe dict of what else makes the search (the recipe, the data's
             sizes). The project folder keeps them with the candidates and rungs: a rerun with
             others is refused, naming them. Each trial carries their digest (`search`), and a
@@ -90,7 +92,7 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
         )  # divergence is a result
         super().__init__(objective=keras_tuner.Objective(OBJECTIVE, "max"), **kwargs)
         self.candidates = [dict(c) for c in candidates]
-        self.rungs = [[int(r.epochs), int(r.size)] for r in rungs]
+        self.rungs = [[int(r.epochs), int(r.size), float(r.cooldown)] for r in rungs]
         self.settings = dict(settings or {})
         self.search = fingerprint(self.plan())
         self.entries = [[] for _ in self.rungs]  # per rung: the trial ids, in start order
@@ -149,6 +151,7 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
             "rung": rung,
             "epochs": self.rungs[rung][0],
             "initial_epoch": self.rungs[rung - 1][0] if rung else 0,
+            "cooldown": self.rungs[rung][2],
             "search": self.search,
         }
 

@@ -45,6 +45,7 @@ def trial_rows(oracle):
                     "rung": rung,
                     "epochs": None if _metric(trial, "epochs") is None else int(_metric(trial, "epochs")),
                     "val_top1": None if score is None or math.isnan(score) else float(score),
+                    "rung_top1": _metric(trial, "rung_top1"),
                     "steps": None if steps is None else int(steps),
                     "setup_seconds": _metric(trial, "setup_seconds"),
                     "status": status,
@@ -110,6 +111,7 @@ class SelectionResult:
         table: one dict per trial, in start order: `candidate` (its name), `index` (its place in
             the candidate list, L2 0), `method` (label),
             `hparams`, `rung`, `epochs` (reached), `val_top1` (None if diverged or failed),
+            `rung_top1` (on a rung scored after a cool-down, the top-1 before it; else None),
             `steps` (its training steps), `setup_seconds`, `status`: `chosen`, `final` (on the
             last rung, not chosen), `promoted`, `stopped` (not promoted), `diverged` or `failed`.
         cost: `training_steps` (all trials), `l2_run_steps` (one full L2 run's), `ratio` (the

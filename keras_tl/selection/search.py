@@ -15,13 +15,18 @@ Design (issue 27):
   brackets restart models and spread the budget over several ladders, and no configuration
   is kept through every round; here one ladder within a fixed multiple of one run, L2 forced
   through it (`SuccessiveHalvingOracle`).
+- **Scores mid-schedule.** A rung stops a run where the cosine rate is still high and a
+  weakly anchored run's validation top-1 swings; the rung before the last, whose best other
+  goes to the final comparison, scores each candidate after a cool-down off its run (the
+  rate annealed to 0 over at most one epoch, the checkpoint left at the rung's epoch), paid
+  by the budget's rest (`keras_tl.selection.cooldown`, `with_cooldown`).
 - **The guarantee.** On the last rung, the chosen candidate is the best other one only if
   its validation top-1 is strictly above L2's; a tie goes to L2, a tie among the others to
   the earlier candidate. So `select` never returns a method whose validation accuracy is below
   L2's in the same search (when L2 itself diverges, the best other finished candidate).
 - **Cost**, in training steps over one full L2 run's (E × steps per epoch): 9 candidates
-  cost E/9·9 + 3·2E/9 + 2·2E/3 = 3E, so the default budget of 3 fits 9 candidates when E ≥ 9
-  (today L2, the 6 methods with a coefficient and `select_factors` at their defaults, LP-FT
+  cost E/9·9 + 3·2E/9 + 2·2E/3 = 3E (the cool-down takes what the floors leave), so the
+  default budget of 3 fits 9 candidates when E ≥ 9 (today L2, the 6 methods with a coefficient and `select_factors` at their defaults, LP-FT
   with its probe's C on the validation split, and FTP; SPD is the tenth); with fewer epochs the
   first rung cannot be shorter than one epoch and the default list is cut to what fits. A user's list that does not fit is refused,
   with the budget it needs. The methods' data-dependent preparation (DELTA's channel
@@ -91,6 +96,7 @@ def select(
     callbacks=(),
     verbose=1,
     wise_ft=True,
+    cooldown=True,
 ):
     """Chooses the fine-tuning method and its coefficient on a validation split: never below L2.
 
@@ -120,6 +126,9 @@ def select(
             α ∈ {0, 0.1, ..., 1} towards the source, evaluated on `validation`); the
             interpolated model is kept only if its validation top-1 is strictly above the
             model's own (α = 1). Needs `source` as a `keras.Model`.
+        cooldown: score the rung before the last after a cool-down (the run's rate annealed
+            linearly to 0 over at most one epoch, off the run), paid by what the budget's
+            floors leave (`keras_tl.selection.with_cooldown`); False: score it mid-schedule.
 
     Returns:
         A `keras_tl.selection.SelectionResult` (the chosen method, its trained model, the
@@ -138,21 +147,6 @@ def select(
     if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
         raise ValueError(f"Expected directory to be a folder path. Received: directory={directory!r}")
     train, validation = data_module.splits(train, validation, batch_size, seed)
-    if candidates is None:
-        found = candidates_module.default_candidates(train.batch_size)
-        chosen, ladder = candidates_module.fit_budget(found, epochs, budget, trim=True)
-        if len(chosen) < len(found):
-            logger.info(
-                "select: budget=%g keeps %d of the %d default candidates: %s",
-                budget,
-                len(chosen),
-                len(found),
-                [c.name for c in chosen],
-            )
-    else:
-        chosen, ladder = candidates_module.fit_budget(
-            candidates_module.as_candidates(candidates), epochs, budget, trim=False
-        )
     recipe = Recipe(
         source,
         train,
@@ -167,6 +161,22 @@ def select(
         tuple(callbacks),
         2 if verbose else 0,
     )
+    steps = recipe.batches_per_epoch() if cooldown else None
+    if candidates is None:
+        found = candidates_module.default_candidates(train.batch_size)
+        chosen, ladder = candidates_module.fit_budget(found, epochs, budget, trim=True, steps_per_epoch=steps)
+        if len(chosen) < len(found):
+            logger.info(
+                "select: budget=%g keeps %d of the %d default candidates: %s",
+                budget,
+                len(chosen),
+                len(found),
+                [c.name for c in chosen],
+            )
+    else:
+        chosen, ladder = candidates_module.fit_budget(
+            candidates_module.as_candidates(candidates), epochs, budget, trim=False, steps_per_epoch=steps
+        )
     settings = {
         "source": _source_identity(source),
         "train": [int(train.num_examples), int(train.num_classes), int(train.batch_size)],

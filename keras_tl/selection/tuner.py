@@ -4,8 +4,10 @@ Every candidate's run is one `keras_tl.fine_tune` run of the full `epochs` (one 
 schedule, the method's stages where the full run has them); a rung trains it up to the
 rung's epoch (`stop_at_epoch`) and keeps its checkpoint (`keep_backup`) in the candidate's
 own folder, so the candidate's next rung, on whichever worker, continues that run
-(`AtomicBackupAndRestore` restores the weights and the optimizer's state). A killed trial
-reruns the same way and continues from its last finished epoch.
+(`AtomicBackupAndRestore` restores the weights and the optimizer's state). A rung with a
+cool-down then trains the model a few more steps off the run before scoring it
+(`keras_tl.selection.cooldown`); the checkpoint stays the rung's. A killed trial reruns the
+same way and continues from its last finished epoch.
 """
 
 import dataclasses
@@ -19,6 +21,7 @@ import keras
 import keras_tuner
 
 from keras_tl import fine_tuning, methods
+from keras_tl.selection import cooldown as cooldown_module
 from keras_tl.utils import files
 
 logger = logging.getLogger(__name__)
@@ -103,15 +106,17 @@ class TrialMeter(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
 
-    def metrics(self, values, steps_per_epoch):
+    def metrics(self, values, steps_per_epoch, cooled=None):
         """The trial's `epochs` reached and `steps`: the training its rung cost, from the epoch the
         candidate's previous rung ended (`initial_epoch`), restored epochs included (a rerun after
-        a kill counts them once, and never the steps the kill threw away)."""
+        a kill counts them once, and never the steps the kill threw away), and the cool-down's
+        (`cooled["cooldown_steps"]`, all of them once it began: a cool-down stopped by NaN too)."""
         restored = values["epochs"] if self.first_epoch is None else self.first_epoch
         reached = self.finished if self.finished is not None else restored
+        cooldown = (cooled or {}).get("cooldown_steps", 0.0)
         return {
             "epochs": float(reached),
-            "steps": float((restored - values["initial_epoch"]) * steps_per_epoch + self.steps),
+            "steps": float((restored - values["initial_epoch"]) * steps_per_epoch + self.steps + cooldown),
             "setup_seconds": float(self.setup_seconds),
         }
 
@@ -144,18 +149,21 @@ class SelectionTuner(keras_tuner.Tuner):
         method = methods.get(values["method"], **json.loads(values["hparams"]))
         meter = TrialMeter()
         steps = self.recipe.batches_per_epoch()
+        cooldown = round(values.get("cooldown", 0.0) * steps)
+        cooled = {}
         try:
             model, _ = self.recipe.fine_tune(
                 method, self.candidate_dir(values["candidate"]), values["epochs"], [meter]
             )
+            if cooldown:  # off the run: its checkpoint stays at the rung's epoch
+                cooled = {"rung_top1": self.validation_score(trial, model), "cooldown_steps": float(cooldown)}
+                recipe = self.recipe
+                cooldown_module.cool_down(model, recipe.train, cooldown, values["epochs"], recipe.distribute, recipe.verbose)
         except FloatingPointError as error:  # NaNGuard: a result of the search, not a crash
             logger.warning("%s diverged on rung %d: %s", method.label, values["rung"], error)
-            return {**meter.metrics(values, steps), "diverged": 1.0, "val_top1": math.nan}
-        return {
-            **meter.metrics(values, steps),
-            "diverged": 0.0,
-            "val_top1": self.validation_score(trial, model),
-        }
+            return {**meter.metrics(values, steps, cooled), "diverged": 1.0, "val_top1": math.nan}
+        score = self.validation_score(trial, model)
+        return {**meter.metrics(values, steps, cooled), **cooled, "diverged": 0.0, "val_top1": score}
 
     def validation_score(self, trial, model):
         """Validation top-1 of a trial's model (`keras_tl.data.evaluate`)."""

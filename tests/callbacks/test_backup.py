@@ -51,6 +51,17 @@ def test_a_run_whose_every_epoch_was_restored_returns_the_whole_history(tmp_path
     assert not os.path.exists(backup)
 
 
+def test_a_later_fit_of_a_resumed_model_starts_at_its_own_initial_epoch(tmp_path):
+    backup = str(tmp_path / "backup")
+    callback = keras_tl.callbacks.AtomicBackupAndRestore(backup, delete_checkpoint=False)
+    model().fit(X, Y, epochs=2, verbose=0, callbacks=[callback])
+    resumed = model()
+    resumed.fit(X, Y, epochs=3, verbose=0, callbacks=[keras_tl.callbacks.AtomicBackupAndRestore(backup)])
+    # Keras' trainers start at the restore hook when it is set: left set, this fit would run epochs 2-5.
+    history = resumed.fit(X, Y, initial_epoch=5, epochs=6, verbose=0)
+    assert history.epoch == [5]
+
+
 def test_a_folder_keras_backup_and_restore_left_resumes(tmp_path):
     backup = str(tmp_path / "backup")
     with pytest.raises(KeyboardInterrupt):

@@ -34,6 +34,23 @@ def test_nine_candidates_cost_at_most_three_l2_runs_from_nine_epochs_on():
     )  # with 5 epochs the first rung (1 epoch) is more than E/9
 
 
+def test_the_budget_left_by_the_floors_pays_a_cool_down_on_the_rung_before_the_last():
+    # E = 40: 9·4 + 3·9 + 2·27 = 117 of 120 epochs; the 3 left give rung 1's 3 candidates one epoch each.
+    assert c.with_cooldown(c.rungs(9, 40), 40, 3.0, steps_per_epoch=92) == (Rung(4, 9), Rung(13, 3, 1.0), Rung(40, 2))
+    assert c.cost(c.with_cooldown(c.rungs(9, 40), 40, 3.0, 92)) == 120
+    # E = 20: 58 of 60; 2 epochs of 13 steps over 3 candidates: 8 whole steps each (26 / 3 = 8.67).
+    assert c.with_cooldown(c.rungs(9, 20), 20, 3.0, 13)[1] == Rung(6, 3, c._round(8 / 13))
+    assert c.with_cooldown(c.rungs(9, 20), 20, 5.0, 13)[1] == Rung(6, 3, 1.0)  # at most one epoch
+    assert c.with_cooldown(c.rungs(9, 9), 9, 3.0, 92) == c.rungs(9, 9)  # 27 = 3E: nothing left
+    assert c.with_cooldown(c.rungs(4, 1), 1, 3.0, 92) == c.rungs(4, 1)  # one rung: nothing to score early
+    for epochs in range(9, 101):
+        for steps in (1, 5, 13, 92):
+            chosen, ladder = c.fit_budget(c.default_candidates(32), epochs, 3.0, trim=True, steps_per_epoch=steps)
+            assert chosen == c.fit_budget(c.default_candidates(32), epochs, 3.0, trim=True)[0]  # the same list
+            assert c.cost(ladder) * steps <= 3 * epochs * steps + 1e-6, (epochs, steps)
+            assert ladder[-2].cooldown * steps == pytest.approx(round(ladder[-2].cooldown * steps))  # whole steps
+
+
 def test_the_default_list_is_cut_to_the_default_budget():
     found = c.default_candidates(batch_size=32)
     for epochs in range(1, 101):

@@ -70,13 +70,14 @@ def test_a_chief_and_two_workers_run_the_search(tmp_path):
         (row["candidate"], row["rung"], row["epochs"], row["steps"], row["status"] != "running")
         for row in result["table"]
     ]
+    # The rungs cost 4 of the budget's 6 epochs: the 2 left pay rung 0's cool-down, an epoch each.
     assert rows == [
-        ("L2", 0, 1, 5, True),
-        ("L2-SP (alpha=0.01)", 0, 1, 5, True),
+        ("L2", 0, 1, 10, True),
+        ("L2-SP (alpha=0.01)", 0, 1, 10, True),
         ("L2", 1, 2, 5, True),
         ("L2-SP (alpha=0.01)", 1, 2, 5, True),
     ]
-    assert result["cost"]["ratio"] == 2.0
+    assert result["cost"]["ratio"] == 3.0
     final = {row["method"]: row["val_top1"] for row in result["table"][2:]}
     expected = "l2_sp" if final["l2_sp"] > final["l2"] else "l2"  # strictly above L2, or L2
     assert result["method"] == expected

@@ -64,13 +64,14 @@ def test_a_killed_select_resumes_where_it_was_killed(tmp_path):
     assert epochs_begun(str(tmp_path / "rerun.txt")) == [2, 1, 2]
     result = json.loads(out.decode().strip().splitlines()[-1])
     rows = [(row["candidate"], row["rung"], row["epochs"], row["steps"]) for row in result["table"]]
-    # 5 steps per epoch (45 training examples, batch 8); L2's rung 1 counts its 2 epochs once.
+    # 5 steps per epoch (45 training examples, batch 8); L2's rung 1 counts its 2 epochs once. The rungs
+    # cost 6 of the budget's 9 epochs: rung 0 is scored after a cool-down of one epoch (5 steps) each.
     assert rows == [
-        ("L2", 0, 1, 5),
-        ("L2-SP (alpha=0.01)", 0, 1, 5),
+        ("L2", 0, 1, 10),
+        ("L2-SP (alpha=0.01)", 0, 1, 10),
         ("L2", 1, 3, 10),
         ("L2-SP (alpha=0.01)", 1, 3, 10),
     ]
-    assert result["cost"]["ratio"] == result["cost"]["planned_ratio"] == 2.0
+    assert result["cost"]["ratio"] == result["cost"]["planned_ratio"] == 40 / 15
     assert sorted(row["status"] for row in result["table"][2:]) == ["chosen", "final"]
     assert result["method"] in ("l2", "l2_sp")

@@ -12,7 +12,7 @@ import math
 import keras_tuner
 import pytest
 
-from keras_tl.selection import SuccessiveHalvingOracle, choose, promote, rungs
+from keras_tl.selection import SuccessiveHalvingOracle, choose, promote, rungs, with_cooldown
 
 CANDIDATES = [{"label": "l2", "hparams": {}}] + [
     {"label": "l2_sp", "hparams": {"alpha": a}} for a in range(1, 7)
@@ -115,5 +115,9 @@ def test_the_oracle_config_round_trips_and_names_the_search():
         "rung": 1,
         "epochs": 3,
         "initial_epoch": 1,
+        "cooldown": 0.0,
         "search": oracle.search,
     }
+    cooled = with_cooldown(rungs(7, 9), 9, 3.0, steps_per_epoch=10)  # 27 - 25 = 2 epochs: 6 steps each
+    assert SuccessiveHalvingOracle(CANDIDATES, cooled, {"lr": 0.01}).values(3, 1)["cooldown"] == 0.6
+    assert SuccessiveHalvingOracle(CANDIDATES, cooled, {"lr": 0.01}).search != oracle.search

@@ -73,15 +73,19 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
     assert len(result.history["loss"]) == 2
 
     # Cost: 5 steps per epoch (45 // 8); L2 and LwF 1 + 1 epochs each, L2-SP the steps until it diverged.
+    # The rungs (1, 3), (2, 2) cost 5 of the 6 epochs: the one left pays rung 0's cool-down, 5 // 3 = 1
+    # step each before it is scored (L2-SP diverged before its own).
     diverged_steps = result.table[1]["steps"]
     assert 1 <= diverged_steps <= 5
-    assert [row["steps"] for row in result.table] == [5, diverged_steps, 5, 5, 5]
-    assert result.cost["training_steps"] == 20 + diverged_steps
+    assert [row["steps"] for row in result.table] == [6, diverged_steps, 6, 5, 5]
+    assert [row["rung_top1"] is None for row in result.table] == [False, True, False, True, True]
+    assert result.cost["training_steps"] == 22 + diverged_steps
     assert result.cost["l2_run_steps"] == 10
-    assert result.cost["ratio"] == (20 + diverged_steps) / 10 <= result.cost["planned_ratio"] == 2.5 <= 3
+    assert result.cost["ratio"] == (22 + diverged_steps) / 10 <= result.cost["planned_ratio"] == 2.8 <= 3
     assert "Chosen: L2, validation top-1" in result.markdown()
 
-    # Rungs continue one run: L2 stopped at epoch 1 and resumed equals one uninterrupted 2-epoch run.
+    # Rungs continue one run: L2 stopped at epoch 1 (and cooled down off the run to be scored) and resumed
+    # equals one uninterrupted 2-epoch run.
     keras.utils.set_random_seed(0)
     model, _ = keras_tl.fine_tune("l2", tiny_source(), train, epochs=2, lr=0.05, taps=TAPS, seed=0, verbose=0)
     for got, want in zip(result.model.get_weights(), model.get_weights(), strict=True):
