@@ -54,7 +54,7 @@ def cooled_scores(settings, dataset, seed):
             loss=classification_loss(train),
             metrics=["accuracy"],
         )
-        # A restored model starts `fit` at its checkpoint's epoch (Keras keeps it): one epoch from there.
+        # One epoch from the rung (the schedule and the shuffling are those of that epoch).
         model.fit(train.dataset, initial_epoch=rung, epochs=rung + 1, verbose=0)
         after = keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"]
         scores[label] = {"rung1_val": before, "cooled_val": after}
