@@ -155,17 +155,33 @@ def advice(settings, dataset, labels):
 
 
 def best_in_hindsight(table, seeds):
-    """The label with the highest mean test top-1 over `seeds`, among those finished at every one of them.
+    """The key with the highest mean test top-1 over `seeds`, among those finished at every one of them.
 
     A method run at fewer seeds than the search is not a candidate: its mean is over other
     seeds and would not be paired with the search's.
     """
     means = {}
-    for label, results in table.items():
+    for key, results in table.items():
         found = by_seed(_finished(results))
         if found and all(seed in found for seed in seeds):
-            means[label] = float(np.mean([found[seed] for seed in seeds]))
+            means[key] = float(np.mean([found[seed] for seed in seeds]))
     return max(means, key=means.get) if means else None
+
+
+def hindsight_candidates(grid, defaults):
+    """`{(label, "grid" | "defaults"): results}`: every method at its grid coefficient and at its defaults.
+
+    Both count: a grid that stops short of a method's default strength (Co-Tuning's λ on
+    Caltech-101) must not hide that the default beats every grid point.
+    """
+    candidates = {(label, "grid"): results for label, results in grid.items()}
+    candidates.update({(label, "defaults"): results for label, results in defaults.items()})
+    return candidates
+
+
+def _hindsight_name(key):
+    label, where = key
+    return display(label) + (" at its defaults" if where == "defaults" else "")
 
 
 # Issue 27's target for `select`: on average over these data sets, within this much (a fraction) of
@@ -178,8 +194,7 @@ def select_section(settings, labels, record):
     """`keras_tl.select`'s searches (`benchmarks.select_runs`): per seed, its choice against L2 and the grid's best."""
     if not record:
         return "Pending (`python -m benchmarks.select_runs`)."
-    from benchmarks.records import table_entries  # the grid's table plan: L2 and the best method per seed
-
+    from benchmarks.records import table_entries  # the grid's table plan
     lines = [
         "| data set | seed | chosen | val top-1: chosen / L2 (%) | test top-1 (%) | L2 test | grid's best test "
         "| WiSE-FT α | cost (L2 runs) |",
@@ -189,18 +204,23 @@ def select_section(settings, labels, record):
     seeds_of = {}
     for found in record.values():
         seeds_of.setdefault(found["dataset"], set()).add(found["seed"])
+    candidates_of = {
+        dataset: hindsight_candidates(
+            table_entries(settings, dataset, labels) if dataset in plans.table_datasets(settings) else {},
+            defaults_entries(settings, dataset, labels),
+        )
+        for dataset in seeds_of
+    }
     for key in sorted(record):
         found = record[key]
         dataset, seed = found["dataset"], found["seed"]
-        # The best method in hindsight (test): the grid's table where the data set has one, else
-        # every method at the library's defaults.
-        if dataset in plans.table_datasets(settings):
-            table = table_entries(settings, dataset, labels)
-        else:
-            table = {label: _finished(rs) for label, rs in defaults_entries(settings, dataset, labels).items()}
-        best = best_in_hindsight(table, seeds_of[dataset])
-        l2 = by_seed(_finished(table.get("l2", []))).get(seed)
-        grid = by_seed(_finished(table.get(best, []))).get(seed) if best else None
+        # The best method in hindsight (test): over the grid's table and every method's defaults;
+        # L2's test from the same plan as the best where it has one.
+        candidates = candidates_of[dataset]
+        best = best_in_hindsight(candidates, seeds_of[dataset])
+        l2_key = ("l2", "grid") if ("l2", "grid") in candidates else ("l2", "defaults")
+        l2 = by_seed(_finished(candidates.get(l2_key, []))).get(seed)
+        grid = by_seed(_finished(candidates.get(best, []))).get(seed) if best else None
         test = found["test"]["top1"]
         deltas.setdefault(dataset, []).append(
             (test - l2 if l2 is not None else None, test - grid if grid is not None else None)
@@ -209,13 +229,13 @@ def select_section(settings, labels, record):
         name = found["method"] + (f" {found['hparams']}" if found["hparams"] else "")
         lines.append(
             f"| {dataset} | {seed} | {name} | {pct(found['validation_top1'])} / {pct(found['reference_top1'])} "
-            f"| {pct(test)} | {pct(l2)} | {pct(grid)} ({display(best) if best else '—'}) "
+            f"| {pct(test)} | {pct(l2)} | {pct(grid)} ({_hindsight_name(best) if best else '—'}) "
             f"| {'—' if wise is None else f'{wise:g}'} | {found['cost']['ratio']:.2f} |"
         )
     lines += [
         "",
-        "The grid's best: the method (at its grid coefficient where the data set has a grid table, else at "
-        "its defaults) with the highest mean test top-1 over the search's seeds, among those run at each "
+        "The grid's best: the method, at its grid coefficient (where the data set has a grid table) or at "
+        "its defaults, with the highest mean test top-1 over the search's seeds, among those run at each "
         "of them; per seed its run's test top-1.",
     ]
     to_best = {}

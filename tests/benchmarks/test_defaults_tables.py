@@ -1,6 +1,6 @@
 """The best method in hindsight that `select` is compared with: paired over the search's seeds."""
 
-from benchmarks.defaults_tables import best_in_hindsight
+from benchmarks.defaults_tables import best_in_hindsight, hindsight_candidates
 
 
 def _runs(**top1_by_seed):
@@ -24,3 +24,14 @@ def test_diverged_runs_do_not_count_as_finished():
     }
     assert best_in_hindsight(table, {0, 1}) == "l2"
     assert best_in_hindsight({}, {0}) is None
+
+
+def test_a_method_at_its_defaults_competes_with_the_grid():
+    grid = {
+        "l2": _runs(s0=0.65, s1=0.66),
+        "co_tuning": _runs(s0=0.655, s1=0.66),  # a grid below the default strength
+        "lp_ft": _runs(s0=0.67, s1=0.675),
+    }
+    defaults = {"l2": _runs(s0=0.65, s1=0.66), "co_tuning": _runs(s0=0.68, s1=0.68)}
+    assert best_in_hindsight(hindsight_candidates(grid, defaults), {0, 1}) == ("co_tuning", "defaults")
+    assert best_in_hindsight(hindsight_candidates(grid, {}), {0, 1}) == ("lp_ft", "grid")
