@@ -195,6 +195,7 @@ def select_section(settings, labels, record):
     if not record:
         return "Pending (`python -m benchmarks.select_runs`)."
     from benchmarks.records import table_entries  # the grid's table plan
+
     lines = [
         "| data set | seed | chosen | val top-1: chosen / L2 (%) | test top-1 (%) | L2 test | grid's best test "
         "| WiSE-FT α | cost (L2 runs) |",
@@ -215,7 +216,7 @@ def select_section(settings, labels, record):
         found = record[key]
         dataset, seed = found["dataset"], found["seed"]
         # The best method in hindsight (test): over the grid's table and every method's defaults;
-        # L2's test from the same plan as the best where it has one.
+        # L2's test from the grid's table where the data set has one, else from the defaults runs.
         candidates = candidates_of[dataset]
         best = best_in_hindsight(candidates, seeds_of[dataset])
         l2_key = ("l2", "grid") if ("l2", "grid") in candidates else ("l2", "defaults")
