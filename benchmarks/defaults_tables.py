@@ -191,9 +191,41 @@ TARGET_GAP = 0.005
 
 
 def select_section(settings, labels, record):
-    """`keras_tl.select`'s searches (`benchmarks.select_runs`): per seed, its choice against L2 and the grid's best."""
+    """`keras_tl.select`'s searches (`benchmarks.select_runs`): per seed, its choice against L2 and the
+    grid's best; the default search first (the target is its), then each shortlist (`candidates=`)."""
     if not record:
         return "Pending (`python -m benchmarks.select_runs`)."
+    groups = {}
+    for key, found in sorted(record.items()):
+        groups.setdefault(tuple(found.get("candidates") or ()), {})[key] = found
+    parts = []
+    for shortlist in sorted(groups, key=len):
+        lines, to_best = _select_table(settings, labels, groups[shortlist])
+        if shortlist:
+            parts.append(
+                f"**`candidates={list(shortlist)}`** (L2 and {len(shortlist)} more, default budget):\n\n"
+                + "\n".join(lines)
+            )
+            continue
+        if all(dataset in to_best for dataset in TARGET_DATASETS):
+            mean = float(np.mean([to_best[dataset] for dataset in TARGET_DATASETS]))
+            lines += [
+                "",
+                f"Target (within {100 * TARGET_GAP:.1f} points of the grid's best on test, the mean of "
+                f"{' and '.join(TARGET_DATASETS)}'s means): {100 * mean:+.2f} points, "
+                f"{'met' if mean >= -TARGET_GAP else 'not met'}.",
+            ]
+        parts.append("**Default candidates and budget:**\n\n" + "\n".join(lines))
+    parts.append(
+        "The grid's best: the method, at its grid coefficient (where the data set has a grid table) or at "
+        "its defaults, with the highest mean test top-1 over the search's seeds, among those run at each "
+        "of them; per seed its run's test top-1."
+    )
+    return "\n\n".join(parts)
+
+
+def _select_table(settings, labels, record):
+    """`(lines, {dataset: mean of select − the grid's best})` of one group of searches."""
     from benchmarks.records import table_entries  # the grid's table plan
 
     lines = [
@@ -233,12 +265,6 @@ def select_section(settings, labels, record):
             f"| {pct(test)} | {pct(l2)} | {pct(grid)} ({_hindsight_name(best) if best else '—'}) "
             f"| {'—' if wise is None else f'{wise:g}'} | {found['cost']['ratio']:.2f} |"
         )
-    lines += [
-        "",
-        "The grid's best: the method, at its grid coefficient (where the data set has a grid table) or at "
-        "its defaults, with the highest mean test top-1 over the search's seeds, among those run at each "
-        "of them; per seed its run's test top-1.",
-    ]
     to_best = {}
     for dataset, pairs in deltas.items():
         to_l2 = [a for a, _ in pairs if a is not None]
@@ -251,12 +277,4 @@ def select_section(settings, labels, record):
             f"select − the grid's best {pct(to_best[dataset], True) if to_grid else '—'} points "
             f"(mean over {len(pairs)} seed{'s' if len(pairs) > 1 else ''})."
         )
-    if all(dataset in to_best for dataset in TARGET_DATASETS):
-        mean = float(np.mean([to_best[dataset] for dataset in TARGET_DATASETS]))
-        lines += [
-            "",
-            f"Target (within {100 * TARGET_GAP:.1f} points of the grid's best on test, the mean of "
-            f"{' and '.join(TARGET_DATASETS)}'s means): {100 * mean:+.2f} points, "
-            f"{'met' if mean >= -TARGET_GAP else 'not met'}.",
-        ]
-    return "\n".join(lines)
+    return lines, to_best

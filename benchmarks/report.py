@@ -89,7 +89,7 @@ def defaults_sections(settings, labels, results_dir):
         ]
         sections.append("\n\n".join(p for p in parts if p))
     sections.append(
-        "## `keras_tl.select` (default candidates and budget; validation: the selection split)\n\n"
+        "## `keras_tl.select` (validation: the selection split)\n\n"
         + defaults_tables.select_section(settings, labels, record)
     )
     return sections

@@ -1,12 +1,13 @@
 """`keras_tl.select` on a benchmark data set, one search per seed: its choice, test top-1 and cost (issue 27).
 
     python -m benchmarks.select_runs --select_dataset=dtd10 --select_seeds=0,1,2
+    python -m benchmarks.select_runs --select_dataset=dtd10 --select_candidates=co_tuning,lp_ft
 
 Each seed's search sees exactly what that seed's L2 table run sees: the same source, training
 sample, schedule (the data set's chosen epochs, lr, batch) and, as validation, the data set's
 selection split (DTD-10's val, the held-out train images elsewhere); the test split only scores
-the chosen model. Default candidates and budget. A search runs in
-`<runs_dir>/<backend>/select_<dataset>_s<seed>/` and resumes there when killed; its result is
+the chosen model. Default candidates (or the shortlist `--select_candidates`) and budget. A search
+runs in `<runs_dir>/<backend>/select_<dataset>_s<seed>[_<shortlist>]/` and resumes there when killed; its result is
 added to `docs/benchmarks/select_<backend>.json` (the committed record the report reads).
 Takes the suite's flags (`--data_root`, the sources, `--runs_dir`).
 """
@@ -28,6 +29,11 @@ from keras_tl.utils import files
 
 flags.DEFINE_string("select_dataset", "dtd10", "The data set (benchmarks.datasets).")
 flags.DEFINE_list("select_seeds", ["0", "1", "2"], "The seeds: one search each.")
+flags.DEFINE_list(
+    "select_candidates",
+    [],
+    "A shortlist (method labels) instead of the default candidates; its searches are recorded apart.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -54,16 +60,23 @@ def candidate_copy(settings, dataset, seed, index, name):
     return copy
 
 
-def search(settings, dataset, seed):
-    """One seed's search; returns its JSON-safe result."""
+def search_key(dataset, seed, candidates=()):
+    """The search's key in the record (`dtd10/s0`; a shortlist's `dtd10/s0/co_tuning,lp_ft`) and its folder's name."""
+    key = f"{dataset}/s{seed}" + (f"/{','.join(candidates)}" if candidates else "")
+    return key, f"select_{dataset}_s{seed}" + (f"_{'_'.join(candidates)}" if candidates else "")
+
+
+def search(settings, dataset, seed, candidates=()):
+    """One seed's search (the default candidates, or the shortlist `candidates`); returns its JSON-safe result."""
     run, recipe, test = search_recipe(settings, dataset, seed)
     start = time.perf_counter()
     result = keras_tl.select(
         recipe.source,
         recipe.train,
         recipe.validation,
+        candidates=list(candidates) or None,
         directory=os.path.join(settings.runs_dir, keras.backend.backend()),
-        project_name=f"select_{dataset}_s{seed}",
+        project_name=search_key(dataset, seed, candidates)[1],
         epochs=recipe.epochs,
         lr=recipe.lr,
         momentum=recipe.momentum,
@@ -75,6 +88,7 @@ def search(settings, dataset, seed):
     summary.update(
         dataset=dataset,
         seed=seed,
+        **({"candidates": list(candidates)} if candidates else {}),
         l2_run=run.key(),
         test=keras_tl.data.evaluate(result.model, test.dataset, test.num_classes),
         seconds=round(time.perf_counter() - start, 1),
@@ -86,10 +100,10 @@ def main(argv):
     del argv
     settings = suite.settings_from(FLAGS)
     for seed in map(int, FLAGS.select_seeds):
-        key = f"{FLAGS.select_dataset}/s{seed}"
+        key, _ = search_key(FLAGS.select_dataset, seed, FLAGS.select_candidates)
         if key in read_select_record(FLAGS.results_dir):
             continue
-        summary = search(settings, FLAGS.select_dataset, seed)
+        summary = search(settings, FLAGS.select_dataset, seed, FLAGS.select_candidates)
         record = read_select_record(FLAGS.results_dir)  # re-read: another process may have added one
         record[key] = summary
         files.write_json(select_record_path(FLAGS.results_dir), record)

@@ -11,6 +11,7 @@ from keras_tl.selection.candidates import (
     Rung,
     as_candidates,
     default_candidates,
+    ladder,
     rungs,
     with_cooldown,
 )

@@ -14,12 +14,15 @@ them, L2 and the best other, to E. Floors, not rounding: with n = 9 candidates t
 equals the previous one's would train nothing and is dropped (with E < 9 the ladder is
 shorter and fewer default candidates fit the budget). The floors leave part of the budget
 unused (3E − 117 = 3 epochs at E = 40): it pays for the cool-down that scores the rung
-before the last (`with_cooldown`, `keras_tl.selection.cooldown`), at most one epoch.
+before the last (`with_cooldown`, `keras_tl.selection.cooldown`), at most one epoch. No more
+candidates than the budget has full runs (3 with L2 at the default budget) are not halved:
+`ladder` trains them all to E on one rung.
 
 Example:
 >>> candidates = keras_tl.selection.default_candidates(batch_size=32)
 >>> [c.name for c in candidates]  # ['L2', 'L2-SP (alpha=0.01)', 'KnowDist (alpha=0.02)', ...]
 >>> keras_tl.selection.rungs(len(candidates), epochs=9)  # (Rung(epochs=1, size=7), Rung(3, 3), Rung(9, 2))
+>>> keras_tl.selection.ladder(3, epochs=9, budget=3.0)  # (Rung(epochs=9, size=3),)
 """
 
 import dataclasses
@@ -179,6 +182,27 @@ def rungs(num_candidates, epochs):
     return tuple(found)
 
 
+@keras_tl_export("keras_tl.selection.ladder")
+def ladder(num_candidates, epochs, budget):
+    """The rungs `keras_tl.select` trains: successive halving's (`rungs`), or one rung that trains
+    every candidate to the end where halving would stop one that the budget can train fully.
+
+    Why: a rung scores runs stopped at a third of their schedule or earlier, and a method whose
+    gain appears late ranks low there (Co-Tuning on Caltech-101, docs/SELECTION.md). With no
+    more candidates than the budget has full runs (3 at the default budget), nothing needs to be
+    stopped: every candidate is compared on its full run. One or two candidates already reach
+    the end on the halving ladder (its last rung keeps two), which is kept for them.
+
+    Example:
+    >>> keras_tl.selection.ladder(3, 40, budget=3.0)  # (Rung(epochs=40, size=3),): 3 full runs
+    >>> keras_tl.selection.ladder(9, 40, budget=3.0) == keras_tl.selection.rungs(9, 40)  # True
+    """
+    halving = rungs(num_candidates, epochs)
+    if halving[-1].size < num_candidates <= budget * (1 + 1e-9):
+        return (Rung(epochs, num_candidates),)
+    return halving
+
+
 def cost(ladder):
     """The epochs a ladder of rungs trains in all (each promoted candidate continues its own run,
     and each scored after a cool-down trains that too)."""
@@ -213,20 +237,20 @@ def with_cooldown(ladder, epochs, budget, steps_per_epoch):
 
 
 def fit_budget(candidates, epochs, budget, trim, steps_per_epoch=None):
-    """`(candidates, rungs)` whose cost is at most `budget` full runs of `epochs` epochs.
+    """`(candidates, rungs)` whose cost is at most `budget` full runs of `epochs` epochs (`ladder`).
 
     With `trim` (the default list), the longest prefix that fits; without (the user's list),
     all of them or a `ValueError` that says which budget they need. With `steps_per_epoch`,
     the budget's rest pays for a cool-down on the rung before the last (`with_cooldown`).
     """
     for count in range(len(candidates), 0, -1):
-        ladder = rungs(count, epochs)
-        if cost(ladder) <= budget * epochs * (1 + 1e-9):
+        found = ladder(count, epochs, budget)
+        if cost(found) <= budget * epochs * (1 + 1e-9):
             if count < len(candidates) and not trim:
                 break
             if steps_per_epoch:
-                ladder = with_cooldown(ladder, epochs, budget, steps_per_epoch)
-            return candidates[:count], ladder
+                found = with_cooldown(found, epochs, budget, steps_per_epoch)
+            return candidates[:count], found
     needed = cost(rungs(len(candidates), epochs)) / epochs
     raise ValueError(
         f"Expected candidates whose search fits budget={budget:g} full L2 runs. Received: {len(candidates)} "

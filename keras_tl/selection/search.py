@@ -14,7 +14,10 @@ Design (issue 27):
   and continued from its checkpoint when promoted. KerasTuner's `Hyperband` does not fit: its
   brackets restart models and spread the budget over several ladders, and no configuration
   is kept through every round; here one ladder within a fixed multiple of one run, L2 forced
-  through it (`SuccessiveHalvingOracle`).
+  through it (`SuccessiveHalvingOracle`). A list the budget can train fully (3 candidates with L2
+  at the default budget) is not halved: every candidate runs to E on one rung
+  (`keras_tl.selection.ladder`), so a method whose gain shows only late in its run is compared
+  on its full run (Co-Tuning on Caltech-101: `candidates=["co_tuning", "lp_ft"]`).
 - **Scores mid-schedule.** A rung stops a run where the cosine rate is still high and a
   weakly anchored run's validation top-1 swings; the rung before the last, whose best other
   goes to the final comparison, scores each candidate after a cool-down off its run (the
@@ -113,7 +116,8 @@ def select(
             candidate's checkpoint; rerun with the same arguments to resume.
         candidates: the candidates besides L2: method labels (`"l2_sp"`, `"delta+dtnh"`),
             `(label, hparams)` pairs (`("l2_sp", {"alpha": 0.1})`) or `keras_tl.methods.Method`s;
-            None: `keras_tl.selection.default_candidates` cut to the budget.
+            None: `keras_tl.selection.default_candidates` cut to the budget. With L2, no more
+            than `budget` of them are all trained to `epochs` (`keras_tl.selection.ladder`).
         budget: the search's training steps in full L2 runs (at least 1).
         epochs: the length of each run (the last rung's epoch).
         lr, momentum, taps, dropout, seed, distribute: as for `keras_tl.fine_tune`, for every run.

@@ -1,5 +1,6 @@
 """The best method in hindsight that `select` is compared with: paired over the search's seeds."""
 
+from benchmarks import defaults_tables
 from benchmarks.defaults_tables import best_in_hindsight, hindsight_candidates
 
 
@@ -35,3 +36,24 @@ def test_a_method_at_its_defaults_competes_with_the_grid():
     defaults = {"l2": _runs(s0=0.65, s1=0.66), "co_tuning": _runs(s0=0.68, s1=0.68)}
     assert best_in_hindsight(hindsight_candidates(grid, defaults), {0, 1}) == ("co_tuning", "defaults")
     assert best_in_hindsight(hindsight_candidates(grid, {}), {0, 1}) == ("lp_ft", "grid")
+
+
+def test_a_shortlist_search_is_reported_apart_and_the_target_reads_the_default_search(monkeypatch):
+    def table(settings, labels, group):  # each group's rows and its mean select − best per data set
+        shortlist = any(found.get("candidates") for found in group.values())
+        return [f"rows of {sorted(group)}"], {"dtd10": 0.0, "caltech101": 0.0} if shortlist else {
+            "dtd10": -0.005,
+            "caltech101": -0.012,
+        }
+
+    monkeypatch.setattr(defaults_tables, "_select_table", table)
+    record = {
+        "dtd10/s0": {"dataset": "dtd10"},
+        "caltech101/s0": {"dataset": "caltech101"},
+        "caltech101/s0/co_tuning,lp_ft": {"dataset": "caltech101", "candidates": ["co_tuning", "lp_ft"]},
+    }
+    text = defaults_tables.select_section(None, [], record)
+    default, shortlist = text.index("**Default candidates and budget:**"), text.index("**`candidates=['co_tuning', 'lp_ft']`**")
+    assert default < text.index("rows of ['caltech101/s0', 'dtd10/s0']") < shortlist
+    assert shortlist < text.index("rows of ['caltech101/s0/co_tuning,lp_ft']")
+    assert text.count("Target") == 1 and "-0.85 points, not met." in text[default:shortlist]

@@ -34,6 +34,20 @@ def test_nine_candidates_cost_at_most_three_l2_runs_from_nine_epochs_on():
     )  # with 5 epochs the first rung (1 epoch) is more than E/9
 
 
+def test_candidates_the_budget_can_train_fully_are_not_halved():
+    # 3 candidates, 3 full runs: halving would stop one of them at E/3, so all three train to E.
+    assert c.ladder(3, 40, budget=3.0) == (Rung(40, 3),)
+    assert c.cost(c.ladder(3, 40, 3.0)) == 120
+    assert c.ladder(3, 40, budget=2.9) == c.rungs(3, 40) == (Rung(4, 3), Rung(13, 2), Rung(40, 2))
+    assert c.ladder(5, 9, budget=5.0) == (Rung(9, 5),)
+    assert c.ladder(9, 40, budget=3.0) == c.rungs(9, 40)  # the default list is halved
+    # One or two candidates reach the end on the halving ladder already: it is kept.
+    assert c.ladder(2, 9, budget=3.0) == c.rungs(2, 9) == (Rung(1, 2), Rung(3, 2), Rung(9, 2))
+    assert c.ladder(1, 9, budget=1.0) == c.rungs(1, 9)
+    chosen, ladder = c.fit_budget(c.as_candidates(["co_tuning", "lp_ft"]), 40, 3.0, trim=False, steps_per_epoch=92)
+    assert [x.label for x in chosen] == ["l2", "co_tuning", "lp_ft"] and ladder == (Rung(40, 3),)  # no cool-down
+
+
 def test_the_budget_left_by_the_floors_pays_a_cool_down_on_the_rung_before_the_last():
     # E = 40: 9·4 + 3·9 + 2·27 = 117 of 120 epochs; the 3 left give rung 1's 3 candidates one epoch each.
     assert c.with_cooldown(c.rungs(9, 40), 40, 3.0, steps_per_epoch=92) == (Rung(4, 9), Rung(13, 3, 1.0), Rung(40, 2))
@@ -57,8 +71,8 @@ def test_the_default_list_is_cut_to_the_default_budget():
         chosen, ladder = c.fit_budget(found, epochs, budget=3.0, trim=True)
         assert chosen == found[: len(chosen)] and chosen[0] == Candidate("l2")
         assert c.cost(ladder) <= 3 * epochs
-        assert ladder == c.rungs(len(chosen), epochs)
-        assert c.cost(c.rungs(len(chosen) + 1, epochs)) > 3 * epochs  # one more would not fit
+        assert ladder == c.ladder(len(chosen), epochs, 3.0)
+        assert c.cost(c.ladder(len(chosen) + 1, epochs, 3.0)) > 3 * epochs  # one more would not fit
         if epochs >= 9:
             assert len(chosen) >= 9, epochs  # nine always fit from nine epochs on (10 at some, e.g. 17)
     assert [len(c.fit_budget(found, e, 3.0, trim=True)[0]) for e in (1, 2, 3, 9)] == [3, 4, 5, 9]

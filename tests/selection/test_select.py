@@ -49,8 +49,10 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
     monkeypatch.setattr(SelectionTuner, "validation_score", score)
     x, y = arrays()
     candidates = [("l2_sp", {"alpha": 1e8}), ("lwf", {"lam": 0.5})]
+    # Below 3 full runs, 3 candidates are halved (at 3, `keras_tl.selection.ladder` trains all to the end).
+    settings = {**SETTINGS, "budget": 2.9}
     result = keras_tl.select(
-        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, wise_ft=False, **SETTINGS
+        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=candidates, wise_ft=False, **settings
     )
 
     assert result.method == methods.get("l2")
@@ -73,8 +75,8 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
     assert len(result.history["loss"]) == 2
 
     # Cost: 5 steps per epoch (45 // 8); L2 and LwF 1 + 1 epochs each, L2-SP the steps until it diverged.
-    # The rungs (1, 3), (2, 2) cost 5 of the 6 epochs: the one left pays rung 0's cool-down, 5 // 3 = 1
-    # step each before it is scored (L2-SP diverged before its own).
+    # The rungs (1, 3), (2, 2) cost 5 of the budget's 5.8 epochs: the 0.8 left pays rung 0's cool-down,
+    # 4 // 3 = 1 step each before it is scored (L2-SP diverged before its own).
     diverged_steps = result.table[1]["steps"]
     assert 1 <= diverged_steps <= 5
     assert [row["steps"] for row in result.table] == [6, diverged_steps, 6, 5, 5]
@@ -105,7 +107,7 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
         directory=str(tmp_path),
         candidates=candidates,
         callbacks=[counter],
-        **SETTINGS,
+        **settings,
     )
     assert counter.steps == 0
     assert again.table == result.table and again.method == result.method
@@ -116,8 +118,36 @@ def test_select_returns_l2_when_every_other_candidate_is_worse(tmp_path, monkeyp
             0.25,
             directory=str(tmp_path),
             candidates=candidates,
-            **{**SETTINGS, "lr": 0.1},
+            **{**settings, "lr": 0.1},
         )
+
+
+def test_candidates_within_the_budget_all_train_to_the_end_and_the_best_is_chosen(tmp_path, monkeypatch):
+    # LwF's last score is stubbed above L2's and L2-SP's real ones: with 3 candidates and 3 full runs,
+    # none is stopped early, and the choice is made on the full runs.
+    real = SelectionTuner.validation_score
+    scores = {}
+
+    def score(self, trial, model):
+        values = trial.hyperparameters.values
+        scores[values["method"]] = real(self, trial, model)
+        return 1.0 if values["method"] == "lwf" else scores[values["method"]]
+
+    monkeypatch.setattr(SelectionTuner, "validation_score", score)
+    x, y = arrays()
+    result = keras_tl.select(
+        tiny_source(), (x, y), 0.25, directory=str(tmp_path), candidates=["l2_sp", "lwf"], wise_ft=False, **SETTINGS
+    )
+    assert [(row["candidate"], row["rung"], row["epochs"], row["status"]) for row in result.table] == [
+        ("L2", 0, 2, "final"),
+        ("L2-SP (alpha=0.01)", 0, 2, "final"),
+        ("LwF (lam=1)", 0, 2, "chosen"),
+    ]
+    assert result.method == methods.get("lwf")
+    assert [row["val_top1"] for row in result.table] == [scores["l2"], scores["l2_sp"], 1.0]
+    assert result.reference_top1 == scores["l2"]
+    assert result.cost["training_steps"] == 30 and result.cost["ratio"] == result.cost["planned_ratio"] == 3.0
+    assert len(result.history["loss"]) == 2
 
 
 def test_held_out_fraction_is_stratified_and_a_split_needs_a_validation_split():
