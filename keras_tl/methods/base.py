@@ -268,7 +268,14 @@ class Method:
         """
         from keras_tl import data  # tf.data: imported on first use
 
-        context = Context(source, tuple(taps), data.plain_split(train, name="train"), cache_dir, validation)
+        train = data.plain_split(train, name="train")
+        # A preparation reads a pass of the training split, whose shuffling and augmentation are
+        # keyed by the split's pass counter, and every `fit` on the split moves it on: read pass 0,
+        # as a fresh process does, so the terms do not depend on what trained on this split before
+        # (`keras_tl.select`'s candidates share one; Co-Tuning's relationship changed by up to 0.7).
+        if getattr(train, "epoch", None) is not None:
+            train.epoch.assign(0)
+        context = Context(source, tuple(taps), train, cache_dir, validation)
         return Setup(
             list(self.terms(context)),
             freeze_backbone=self.freeze_backbone,

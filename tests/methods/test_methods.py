@@ -108,3 +108,25 @@ def test_dsd_is_di2_from_a_pgd_source():
     assert (methods.DSD.upstream, methods.DI2.upstream) == ("pgd", "cross_entropy")
     assert methods.DSD.grid_from == "di2"
     assert methods.DSD.claims == (methods.Claim("co_tuning"), methods.Claim("l2", datasets=("tin-b", "tin-b5", "tin-b25")))
+
+
+def test_a_preparation_reads_the_same_pass_whatever_trained_on_the_split_before():
+    # A split's augmentation is keyed by its pass counter, which every fit moves on, and
+    # `keras_tl.select`'s candidates share one split: Co-Tuning's relationship must not depend on it.
+    train = keras_tl.data.load(
+        "digits", "train", image_size=8, preprocess="cifar_resnet8", batch_size=4, augment="keras",
+        classes=["0", "1", "2"], per_class=4, training=True,
+    )
+    source, method = tiny_source(classes=UPSTREAM), methods.get("co_tuning")
+
+    def relationship():
+        (term,) = [r for r in method.setup(source, train, TAPS).regularizers if r.name == "co_tuning"]
+        return keras.ops.convert_to_numpy(term.relationship)
+
+    first = relationship()
+    train.epoch.assign(7)  # as after a 7-epoch fit on the split: pass 7 holds other views
+    logits, labels = training_upstream_logits(method, methods.Context(source, TAPS, train))
+    other = keras_tl.relationship.category_relationship(logits, labels, 3, method="reverse", C=1.0)
+    assert np.abs(np.asarray(other) - first).max() > 1e-3
+    train.epoch.assign(7)
+    np.testing.assert_array_equal(relationship(), first)
