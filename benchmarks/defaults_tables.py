@@ -201,14 +201,20 @@ def select_section(settings, labels, record):
     parts = []
     for shortlist in sorted(groups, key=len):
         lines, to_best = _select_table(settings, labels, groups[shortlist])
+        mean = (
+            float(np.mean([to_best[dataset] for dataset in TARGET_DATASETS]))
+            if all(dataset in to_best for dataset in TARGET_DATASETS)
+            else None
+        )
         if shortlist:
+            if mean is not None:
+                lines += ["", f"The target's measure for this shortlist (the target is the default search's): {100 * mean:+.2f} points."]
             parts.append(
                 f"**`candidates={list(shortlist)}`** (L2 and {len(shortlist)} more, default budget):\n\n"
                 + "\n".join(lines)
             )
             continue
-        if all(dataset in to_best for dataset in TARGET_DATASETS):
-            mean = float(np.mean([to_best[dataset] for dataset in TARGET_DATASETS]))
+        if mean is not None:
             lines += [
                 "",
                 f"Target (within {100 * TARGET_GAP:.1f} points of the grid's best on test, the mean of "

@@ -41,10 +41,8 @@ def test_a_method_at_its_defaults_competes_with_the_grid():
 def test_a_shortlist_search_is_reported_apart_and_the_target_reads_the_default_search(monkeypatch):
     def table(settings, labels, group):  # each group's rows and its mean select − best per data set
         shortlist = any(found.get("candidates") for found in group.values())
-        return [f"rows of {sorted(group)}"], {"dtd10": 0.0, "caltech101": 0.0} if shortlist else {
-            "dtd10": -0.005,
-            "caltech101": -0.012,
-        }
+        gaps = {"dtd10": 0.0, "caltech101": 0.0} if shortlist else {"dtd10": -0.005, "caltech101": -0.012}
+        return [f"rows of {sorted(group)}"], {found["dataset"]: gaps[found["dataset"]] for found in group.values()}
 
     monkeypatch.setattr(defaults_tables, "_select_table", table)
     record = {
@@ -57,3 +55,8 @@ def test_a_shortlist_search_is_reported_apart_and_the_target_reads_the_default_s
     assert default < text.index("rows of ['caltech101/s0', 'dtd10/s0']") < shortlist
     assert shortlist < text.index("rows of ['caltech101/s0/co_tuning,lp_ft']")
     assert text.count("Target") == 1 and "-0.85 points, not met." in text[default:shortlist]
+    assert "The target's measure for this shortlist" not in text  # it has no DTD-10 search
+
+    record["dtd10/s0/co_tuning,lp_ft"] = {"dataset": "dtd10", "candidates": ["co_tuning", "lp_ft"]}
+    text = defaults_tables.select_section(None, [], record)
+    assert "The target's measure for this shortlist (the target is the default search's): +0.00 points." in text
