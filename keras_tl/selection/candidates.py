@@ -14,8 +14,8 @@ them, L2 and the best other, to E. Floors, not rounding: with n = 9 candidates t
 equals the previous one's would train nothing and is dropped (with E < 9 the ladder is
 shorter and fewer default candidates fit the budget). The floors leave part of the budget
 unused (3E − 117 = 3 epochs at E = 40): it pays for the cool-down that scores the rung
-before the last (`with_cooldown`, `keras_tl.selection.cooldown`), at most one epoch. No more
-candidates than the budget has full runs (3 with L2 at the default budget) are not halved:
+before the last (`with_cooldown`, `keras_tl.selection.cooldown`), at most one epoch. A list no
+longer than the budget has full runs (3 with L2 at the default budget) is not halved:
 `ladder` trains them all to E on one rung.
 
 Example:
