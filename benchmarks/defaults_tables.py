@@ -208,7 +208,11 @@ def select_section(settings, labels, record):
         )
         if shortlist:
             if mean is not None:
-                lines += ["", f"The target's measure for this shortlist (the target is the default search's): {100 * mean:+.2f} points."]
+                lines += [
+                    "",
+                    "The target's measure for this shortlist (the target is the default search's): "
+                    f"{100 * mean:+.2f} points.",
+                ]
             parts.append(
                 f"**`candidates={list(shortlist)}`** (L2 and {len(shortlist)} more, default budget):\n\n"
                 + "\n".join(lines)
