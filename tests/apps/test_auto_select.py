@@ -9,8 +9,10 @@ from absl import flags
 from apps import auto_select, common, finetune
 from tests.apps.helpers import tiny_finetune, to_argv
 from tests.apps.test_kill_resume import write_source
+from tests.conftest import on_backend
 
 
+@on_backend("tensorflow")  # the app's wiring; select on each backend: tests/selection
 def test_method_auto_selects_on_the_samples_complement_and_reports_the_search(tmp_path):
     source = str(tmp_path / "source.keras")
     write_source(source)

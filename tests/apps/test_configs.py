@@ -11,6 +11,7 @@ import pytest
 from apps import common, evaluate, export, finetune, pretrain
 from tests.apps.helpers import tiny_finetune, to_argv
 from tests.apps.test_kill_resume import write_source
+from tests.conftest import on_backend
 
 APPS = {
     finetune: finetune.FinetuneConfig,
@@ -68,6 +69,7 @@ def test_from_flags_round_trips_the_flags():
         assert config_from_argv(app, to_argv(config)) == config
 
 
+@on_backend("tensorflow")  # flags against a config; each backend's bitwise run: tests/test_fine_tuning.py
 def test_a_python_config_runs_as_the_same_command_line(tmp_path):
     source = str(tmp_path / "source.keras")
     write_source(source)

@@ -16,6 +16,10 @@ from keras_tl import fine_tuning
 from keras_tl.utils import locks
 from tests.apps.helpers import tiny_finetune
 from tests.apps.test_kill_resume import write_source
+from tests.conftest import on_backend
+
+# A lock file and a run's flags: nothing here depends on the backend.
+pytestmark = on_backend("tensorflow")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -7,7 +7,7 @@ import pytest
 import keras_tl
 from keras_tl.regularizers import DELTA, L2SP, FeatureMapDistillation
 from keras_tl.utils.weights import named_variables
-from tests.conftest import compile_sgd
+from tests.conftest import compile_sgd, on_backend
 
 
 @keras.saving.register_keras_serializable(package="keras_tl_tests")
@@ -70,7 +70,18 @@ def numpy_variables(part):
     return {k: keras.ops.convert_to_numpy(v) for k, v in named_variables(part).items()}
 
 
-@pytest.mark.parametrize("name", list(SOURCES))
+# DenseNet121 and EfficientNetV2-B0 take 60-100 s each per backend (their graphs, not the library):
+# each trains on one backend, ConvNeXt (auto-named variables) and the small ViT on both.
+CASES = [
+    pytest.param("densenet121", marks=on_backend("tensorflow")),
+    pytest.param("efficientnetv2_b0", marks=on_backend("jax")),
+    "convnext_tiny",
+    "small_vit",
+]
+assert {c if isinstance(c, str) else c.values[0] for c in CASES} == set(SOURCES)
+
+
+@pytest.mark.parametrize("name", CASES)
 def test_a_modern_source_trains_with_l2_sp_and_a_tapped_delta_and_round_trips(name, tmp_path):
     build, tap = SOURCES[name]
     keras.utils.set_random_seed(0)

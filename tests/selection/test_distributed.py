@@ -13,6 +13,7 @@ import sys
 
 import keras_tl
 from keras_tl import methods
+from tests.conftest import on_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -23,6 +24,8 @@ def free_port():
         return s.getsockname()[1]
 
 
+# KerasTuner's gRPC oracle and the shared folder; each backend's trial resuming: tests/apps/test_kill_resume.py.
+@on_backend("tensorflow")
 def test_a_chief_and_two_workers_run_the_search(tmp_path):
     port = free_port()
     processes = {}

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from tests.conftest import on_backend
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -40,6 +42,9 @@ def epochs_begun(record):
         return [int(line) for line in handle]
 
 
+# The oracle's folder and the candidates' checkpoints; a killed run resuming on each backend:
+# tests/apps/test_kill_resume.py.
+@on_backend("tensorflow")
 def test_a_killed_select_resumes_where_it_was_killed(tmp_path):
     directory, pause = str(tmp_path / "search"), str(tmp_path / "paused")
     killed = start(directory, str(tmp_path / "killed.txt"), pause)
