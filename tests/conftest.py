@@ -60,16 +60,13 @@ def value_and_grad(fn, arrays):
     return float(keras.ops.convert_to_numpy(value)), [keras.ops.convert_to_numpy(g) for g in grads]
 
 
-only_once = pytest.mark.skipif(
-    BACKEND != "tensorflow",
-    reason="runs both backends in subprocesses; executed once, from the tensorflow test session",
-)
-
-
-def on_backend(name):
+def on_backend(name, reason="backend-independent"):
     """Runs a case only in the `name` session: for a slow case that checks nothing the backends do
     differently (layer names, a full keras.applications graph that another case trains on the other)."""
-    return pytest.mark.skipif(BACKEND != name, reason=f"backend-independent; executed once, in the {name} session")
+    return pytest.mark.skipif(BACKEND != name, reason=f"{reason}; executed once, in the {name} session")
+
+
+only_once = on_backend("tensorflow", reason="runs both backends in subprocesses")
 
 
 @pytest.fixture
