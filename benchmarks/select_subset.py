@@ -1,0 +1,77 @@
+"""Prototype (issue 27): rank `select`'s candidates by full-schedule runs on a small sample of the training split.
+
+    python -m benchmarks.select_subset --select_dataset=caltech101 --select_seeds=1 --subset_per_class=3
+
+Why: the halving rungs score runs stopped at a ninth and a third of their schedule, and
+Co-Tuning's gain on Caltech-101 appears only late in it (docs/BENCHMARKS.md, `select`). A run
+on `per_class` k of the n training images per class, with the full schedule (the same epochs,
+so as many passes over its data), costs k/n of a full run and sees a whole schedule, late
+phase included. With the 9 default candidates at k/n ≤ 1/9 the screen costs one L2 run, and
+L2 and the screen's best other then run in full: at most 3 L2 runs. Each candidate is trained
+with the search's recipe (`benchmarks.select_runs.search_recipe`: source, schedule, seed) on the
+seed's sample restricted to k per class (a subset of it: `few_shot_indices` takes a prefix of
+each class's permutation), and scored on the search's validation split. Writes
+`<runs_dir>/<backend>/select_subset.json` (resumable: one key per candidate; the 2026-12-06 Caltech-101
+measurement is committed as docs/benchmarks/select_subset_tensorflow.json).
+
+Result (docs/benchmarks/notes.md, 2026-12-06): LP-FT first at 3 of 3 Caltech-101 seeds, Co-Tuning
+second at two and last at one; with LP-FT as the finalist the search would test 1.2 points below
+Co-Tuning there, so the screen was not built into `keras_tl.select`.
+"""
+
+import dataclasses
+import functools
+import os
+
+import keras
+from absl import app, flags, logging
+
+import keras_tl
+from benchmarks import select_runs, suite  # select_runs: the --select_dataset and --select_seeds flags too
+from benchmarks.records import measured_once
+from benchmarks.runs import load_splits
+
+flags.DEFINE_integer("subset_per_class", 3, "Training images per class of the screen's runs.")
+FLAGS = flags.FLAGS
+
+
+def screen_candidate(settings, dataset, seed, index, per_class):
+    run, recipe, _ = select_runs.search_recipe(settings, dataset, seed)
+    small, _ = load_splits(dataclasses.replace(run, per_class=per_class), settings.data_root)
+    candidate = keras_tl.selection.default_candidates(batch_size=run.batch_size)[index]
+    folder = os.path.join(
+        settings.runs_dir, keras.backend.backend(), f"select_subset_{dataset}_s{seed}_k{per_class}", f"candidate_{index}"
+    )
+    model, history = dataclasses.replace(recipe, train=small).fine_tune(candidate.method(), folder, recipe.epochs)
+    validation = recipe.validation
+    return {
+        "candidate": candidate.name,
+        "label": candidate.label,
+        "hparams": candidate.hparams,
+        "train_examples": int(small.num_examples),
+        "full_examples": int(recipe.train.num_examples),
+        "val_top1": keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"],
+        "last_loss": float(history.history["loss"][-1]) if history is not None else None,
+    }
+
+
+def main(argv):
+    del argv
+    settings = suite.settings_from(FLAGS)
+    k = FLAGS.subset_per_class
+    for seed in map(int, FLAGS.select_seeds):
+        rows = []
+        for index in range(9):
+            key = f"{FLAGS.select_dataset}/s{seed}/k{k}/candidate_{index}"
+            measure = functools.partial(screen_candidate, settings, FLAGS.select_dataset, seed, index, k)
+            rows.append(measured_once(settings.runs_dir, "select_subset", key, measure))
+            print(f"{key}: {rows[-1]['candidate']}: val {100 * rows[-1]['val_top1']:.2f} %", flush=True)
+        ranked = sorted(rows, key=lambda r: -r["val_top1"])
+        print(f"{FLAGS.select_dataset} s{seed} k={k}: " + ", ".join(
+            f"{r['candidate']} {100 * r['val_top1']:.1f}" for r in ranked
+        ), flush=True)
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
