@@ -99,6 +99,7 @@ def search(settings, dataset, seed, candidates=()):
 def main(argv):
     del argv
     settings = suite.settings_from(FLAGS)
+    os.makedirs(FLAGS.results_dir, exist_ok=True)  # before the searches: a missing folder lost a finished one's record
     for seed in map(int, FLAGS.select_seeds):
         key, _ = search_key(FLAGS.select_dataset, seed, FLAGS.select_candidates)
         if key in read_select_record(FLAGS.results_dir):
