@@ -27,21 +27,34 @@ import keras
 from absl import app, flags, logging
 
 import keras_tl
-from benchmarks import select_runs, suite  # select_runs: the --select_dataset and --select_seeds flags too
+
+# select_runs also defines the --select_dataset and --select_seeds flags.
+from benchmarks import plans, select_runs, suite
 from benchmarks.records import measured_once
 from benchmarks.runs import load_splits
+from keras_tl.selection.candidates import fit_budget
 
 flags.DEFINE_integer("subset_per_class", 3, "Training images per class of the screen's runs.")
 FLAGS = flags.FLAGS
 
 
-def screen_candidate(settings, dataset, seed, index, per_class):
+def default_list(settings, dataset, seed):
+    """The candidates `keras_tl.select` keeps at its default budget (3 L2 runs): 9, L2 first."""
+    epochs = plans.chosen_epochs(settings, dataset)
+    run = plans.make_run(settings, dataset, "l2", epochs, seed=seed)
+    found = keras_tl.selection.default_candidates(batch_size=run.batch_size)
+    return fit_budget(found, epochs, budget=3.0, trim=True)[0]
+
+
+def screen_data(settings, dataset, seed, per_class):
+    """`(recipe, small)`: the search's recipe and its training sample cut to `per_class`."""
     run, recipe, _ = select_runs.search_recipe(settings, dataset, seed)
     small, _ = load_splits(dataclasses.replace(run, per_class=per_class), settings.data_root)
-    candidate = keras_tl.selection.default_candidates(batch_size=run.batch_size)[index]
-    folder = os.path.join(
-        settings.runs_dir, keras.backend.backend(), f"select_subset_{dataset}_s{seed}_k{per_class}", f"candidate_{index}"
-    )
+    return recipe, small
+
+
+def screen_candidate(data, folder, candidate):
+    recipe, small = data()
     model, history = dataclasses.replace(recipe, train=small).fine_tune(candidate.method(), folder, recipe.epochs)
     validation = recipe.validation
     return {
@@ -58,16 +71,19 @@ def screen_candidate(settings, dataset, seed, index, per_class):
 def main(argv):
     del argv
     settings = suite.settings_from(FLAGS)
-    k = FLAGS.subset_per_class
+    dataset, k = FLAGS.select_dataset, FLAGS.subset_per_class
     for seed in map(int, FLAGS.select_seeds):
+        # The source and splits are loaded once a seed, and only when a candidate is not in the record yet.
+        data = functools.cache(functools.partial(screen_data, settings, dataset, seed, k))
+        root = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_subset_{dataset}_s{seed}_k{k}")
         rows = []
-        for index in range(9):
-            key = f"{FLAGS.select_dataset}/s{seed}/k{k}/candidate_{index}"
-            measure = functools.partial(screen_candidate, settings, FLAGS.select_dataset, seed, index, k)
+        for index, candidate in enumerate(default_list(settings, dataset, seed)):
+            key = f"{dataset}/s{seed}/k{k}/candidate_{index}"
+            measure = functools.partial(screen_candidate, data, os.path.join(root, f"candidate_{index}"), candidate)
             rows.append(measured_once(settings.runs_dir, "select_subset", key, measure))
             print(f"{key}: {rows[-1]['candidate']}: val {100 * rows[-1]['val_top1']:.2f} %", flush=True)
         ranked = sorted(rows, key=lambda r: -r["val_top1"])
-        print(f"{FLAGS.select_dataset} s{seed} k={k}: " + ", ".join(
+        print(f"{dataset} s{seed} k={k}: " + ", ".join(
             f"{r['candidate']} {100 * r['val_top1']:.1f}" for r in ranked
         ), flush=True)
 
