@@ -2,6 +2,7 @@
 
 from keras_tl import (
     backbones,
+    batchnorm,
     callbacks,
     channel_weights,
     diffusion,
@@ -34,6 +35,7 @@ __version__ = "0.2.0"
 _LAZY_SUBMODULES = ("data", "distribute", "export", "testing")
 _SUBMODULES = (
     "backbones",
+    "batchnorm",
     "callbacks",
     "channel_weights",
     "diffusion",

@@ -92,7 +92,12 @@ def markdown(summary):
             "",
             f"WiSE-FT on the chosen model (no training): α = {wise['alpha']:g}, validation top-1 "
             f"{100 * wise['top1']:.1f} %"
-            + (" (the model itself: no α < 1 was better)" if wise["alpha"] == 1.0 else ""),
+            + (" (the model itself: no α < 1 was better)" if wise["alpha"] == 1.0 and wise.get("sweep_alpha", 1.0) == 1.0 else "")
+            + (
+                f" (the model itself: α = {wise['sweep_alpha']:g}'s edge was not significant, McNemar p = {wise['p_value']:.2f})"
+                if wise["alpha"] == 1.0 and wise.get("sweep_alpha", 1.0) != 1.0
+                else ""
+            ),
         ]
     return "\n".join(lines)
 
@@ -118,8 +123,10 @@ class SelectionResult:
             two's quotient), `planned_ratio` (the rungs' plan), `setup_seconds` (the methods'
             preparation and model builds, not in the steps).
         directory: the search's project folder (its trials, the candidates' checkpoints).
-        wise_ft: WiSE-FT on the chosen model (`select(wise_ft=True)`): `{"alpha", "top1", "table"}`,
-            `alpha` 1.0 where no interpolation towards the source beat the model itself; None: not tried.
+        wise_ft: WiSE-FT on the chosen model (`select(wise_ft=True)`): `{"alpha", "top1", "table",
+            "sweep_alpha", "p_value"}`, `alpha` 1.0 where no interpolation towards the source beat
+            the model itself significantly (`sweep_alpha` the sweep's best, `p_value` McNemar's for
+            it against the model, None when it was no better); None: not tried.
 
     Example:
     >>> result = keras_tl.select(source, train, validation, epochs=9, directory="runs/select")

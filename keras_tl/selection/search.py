@@ -58,12 +58,16 @@ import shutil
 from keras_tl.api_export import keras_tl_export
 from keras_tl.selection import candidates as candidates_module
 from keras_tl.selection import data as data_module
+from keras_tl.selection import paired
 from keras_tl.selection import result as result_module
 from keras_tl.selection.oracle import SuccessiveHalvingOracle
 from keras_tl.selection.tuner import Recipe, SelectionTuner
 from keras_tl.utils.validation import check_number
 
 logger = logging.getLogger(__name__)
+
+# WiSE-FT's interpolation replaces the chosen model only at this McNemar p-value (the usual 5 %).
+WISE_FT_LEVEL = 0.05
 
 
 def is_worker():
@@ -127,9 +131,10 @@ def select(
         callbacks: more `keras.callbacks.Callback`s for every run's `fit`.
         verbose: 0 silent; else KerasTuner's trial summaries and one line per epoch.
         wise_ft: then try WiSE-FT on the chosen model at no training cost (`keras_tl.wise_ft`,
-            α ∈ {0, 0.1, ..., 1} towards the source, evaluated on `validation`); the
-            interpolated model is kept only if its validation top-1 is strictly above the
-            model's own (α = 1). Needs `source` as a `keras.Model`.
+            α ∈ {0, 0.1, ..., 1} towards the source, each interpolation's BatchNorm statistics
+            re-estimated on `train`, evaluated on `validation`); the interpolated model is kept
+            only if its validation top-1 is strictly above the model's own (α = 1). Needs
+            `source` as a `keras.Model`.
         cooldown: score the rung before the last after a cool-down (the run's rate annealed
             linearly to 0 over at most one epoch, off the run), paid by what the budget's
             floors leave (`keras_tl.selection.with_cooldown`); False: score it mid-schedule.
@@ -211,28 +216,46 @@ def select(
 
 
 def _with_wise_ft(result, recipe):
-    """`result` with WiSE-FT's sweep on its model; the interpolation kept only if strictly better.
+    """`result` with WiSE-FT's sweep on its model; the interpolation kept only if significantly better.
 
     Its α is chosen on the split that scored the candidates, as WiSE-FT chooses α on held-out
     data; since α = 1 is the chosen model itself, the guarantee (never below L2) still holds.
+    Each interpolated model's BatchNorm statistics are re-estimated on pass 0 of the training
+    split (one forward pass per α, no gradient: not counted as training steps; pass 0, so a
+    resumed search sweeps the same models), since interpolated statistics collapse a long
+    fine-tune's interpolations (`keras_tl.batchnorm`). The best of 11 values is optimistic: the
+    interpolation replaces the model only if its edge passes McNemar's exact test at level
+    `WISE_FT_LEVEL` on the validation examples the two classify differently
+    (`keras_tl.selection.paired`); at Caltech-101 seed 1 a 3-image edge of α = 0.9 out of 2,870
+    tested 0.9 points below the model itself.
     """
     import keras
 
+    from keras_tl import data as tl_data
     from keras_tl import interpolation
 
     if not isinstance(recipe.source, keras.Model):
         logger.info("select: WiSE-FT skipped (it needs the source as a keras.Model)")
         return result
-    alphas = interpolation.DEFAULT_ALPHAS
+    train = tl_data.plain_split(recipe.train, name="train")
+    if getattr(train, "epoch", None) is not None:
+        train.epoch.assign(0)
     model, selection = interpolation.wise_ft(
-        result.model, alphas, validation_data=recipe.validation, source=recipe.source
+        result.model,
+        interpolation.DEFAULT_ALPHAS,
+        validation_data=recipe.validation,
+        source=recipe.source,
+        batchnorm_data=train,
     )
     itself = next(row["top1"] for row in selection["table"] if row["alpha"] == 1.0)
+    record = {**selection, "sweep_alpha": selection["alpha"], "p_value": None}
     if selection["top1"] > itself:
-        return dataclasses.replace(
-            result, model=model, validation_top1=float(selection["top1"]), wise_ft=selection
+        record["p_value"] = paired.mcnemar_p(
+            paired.correct(model, recipe.validation), paired.correct(result.model, recipe.validation)
         )
-    return dataclasses.replace(result, wise_ft={**selection, "alpha": 1.0, "top1": itself})
+        if record["p_value"] < WISE_FT_LEVEL:
+            return dataclasses.replace(result, model=model, validation_top1=float(selection["top1"]), wise_ft=record)
+    return dataclasses.replace(result, wise_ft={**record, "alpha": 1.0, "top1": itself})
 
 
 def _result(tuner, oracle, recipe):

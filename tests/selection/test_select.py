@@ -11,6 +11,7 @@ import keras_tl
 from keras_tl import methods
 from keras_tl.selection import SelectionTuner
 from keras_tl.selection import data as selection_data
+from keras_tl.selection import search as search_module
 from keras_tl.selection.tuner import Recipe
 from tests.conftest import TAPS, tiny_source
 
@@ -193,12 +194,34 @@ def test_select_tries_wise_ft_on_the_chosen_model_at_no_training_cost(tmp_path):
     evaluated = keras_tl.data.evaluate(result.model, validation.dataset, validation.num_classes)["top1"]
     assert evaluated == result.validation_top1
     best = max(row["top1"] for row in table)
-    if best > itself:  # kept only when strictly better, at the smallest α that reaches it
-        assert result.wise_ft["alpha"] == min(row["alpha"] for row in table if row["top1"] == best) < 1.0
+    assert result.wise_ft["sweep_alpha"] == min(row["alpha"] for row in table if row["top1"] == best)
+    if best > itself and result.wise_ft["p_value"] < 0.05:  # kept only when significantly better
+        assert result.wise_ft["alpha"] == result.wise_ft["sweep_alpha"] < 1.0
         assert result.validation_top1 == best
     else:
         assert result.wise_ft["alpha"] == 1.0 and result.validation_top1 == itself
+        assert (result.wise_ft["p_value"] is None) == (best == itself)
     assert "WiSE-FT on the chosen model (no training)" in result.markdown()
+
+
+@pytest.mark.parametrize("p_value, replaced", [(0.01, True), (0.05, False), (0.5, False)])
+def test_wise_ft_replaces_the_model_only_on_a_significant_edge(monkeypatch, p_value, replaced):
+    chosen, interpolated = object(), object()
+    table = [{"alpha": 0.5, "top1": 0.75}, {"alpha": 1.0, "top1": 0.7}]
+    monkeypatch.setattr(
+        keras_tl.interpolation, "wise_ft", lambda *a, **k: (interpolated, {"alpha": 0.5, "top1": 0.75, "table": table})
+    )
+    monkeypatch.setattr(search_module.paired, "correct", lambda model, data: model)
+    seen = []
+    monkeypatch.setattr(search_module.paired, "mcnemar_p", lambda a, b: seen.append((a, b)) or p_value)
+    result = keras_tl.selection.SelectionResult(None, chosen, {}, 0.7, 0.7, [], {}, "unused")
+    recipe = Recipe(source=tiny_source(), train=arrays(n=8), validation=None, epochs=1, lr=0.01)
+    out = search_module._with_wise_ft(result, recipe)
+    assert seen == [(interpolated, chosen)]  # the interpolation tested against the model itself
+    assert out.model is (interpolated if replaced else chosen)
+    assert out.validation_top1 == (0.75 if replaced else 0.7)
+    assert out.wise_ft["alpha"] == (0.5 if replaced else 1.0) and out.wise_ft["sweep_alpha"] == 0.5
+    assert out.wise_ft["p_value"] == p_value
 
 
 def test_the_cost_counts_the_short_last_batch_a_split_keeps_in_the_l2_run_too():
