@@ -92,14 +92,20 @@ def markdown(summary):
             "",
             f"WiSE-FT on the chosen model (no training): α = {wise['alpha']:g}, validation top-1 "
             f"{100 * wise['top1']:.1f} %"
-            + (" (the model itself: no α < 1 was better)" if wise["alpha"] == 1.0 and wise.get("sweep_alpha", 1.0) == 1.0 else "")
-            + (
-                f" (the model itself: α = {wise['sweep_alpha']:g}'s edge was not significant, McNemar p = {wise['p_value']:.2f})"
-                if wise["alpha"] == 1.0 and wise.get("sweep_alpha", 1.0) != 1.0
-                else ""
-            ),
+            + _wise_ft_kept(wise),
         ]
     return "\n".join(lines)
+
+
+def _wise_ft_kept(wise):
+    if wise["alpha"] != 1.0:
+        return ""
+    if wise.get("p_value") is None:
+        return " (the model itself: no α < 1 was better)"
+    return (
+        f" (the model itself: α = {wise['sweep_alpha']:g}'s edge was not significant, "
+        f"McNemar p = {wise['p_value']:.2f})"
+    )
 
 
 @keras_tl_export("keras_tl.selection.SelectionResult")

@@ -258,3 +258,13 @@ def test_lp_ft_as_a_candidate_chooses_its_probe_c_on_the_search_validation_split
     scored = [keras_tl.data.evaluate(result.model, split.dataset, 3)["top1"] for split in (validation, expected)]
     assert scored[0] == scored[1]  # the same 15 held-out images
     assert os.path.isfile(os.path.join(tmp_path, "select", "candidate_1", "cache", "lp_head.npz"))
+
+
+def test_the_wise_ft_line_says_why_the_model_was_kept():
+    from keras_tl.selection.result import _wise_ft_kept
+
+    assert _wise_ft_kept({"alpha": 0.7, "sweep_alpha": 0.7, "p_value": 0.01}) == ""
+    assert _wise_ft_kept({"alpha": 1.0, "sweep_alpha": 0.8, "p_value": None}) == " (the model itself: no α < 1 was better)"
+    assert _wise_ft_kept({"alpha": 1.0, "sweep_alpha": 0.9, "p_value": 0.4529}) == (
+        " (the model itself: α = 0.9's edge was not significant, McNemar p = 0.45)"
+    )
