@@ -6,7 +6,7 @@
 """
 
 from keras_tl.data import augmentation, transforms
-from keras_tl.data.adapters import as_arrays, as_split, plain_split
+from keras_tl.data.adapters import as_arrays, as_split, first_pass, plain_split
 from keras_tl.data.evaluation import accuracies, evaluate, predict_logits
 from keras_tl.data.pipeline import SCHEMES, load, parse_spec, records_for
 from keras_tl.data.records import Records, scan
@@ -23,6 +23,7 @@ __all__ = [
     "augmentation",
     "evaluate",
     "few_shot_indices",
+    "first_pass",
     "load",
     "parse_spec",
     "plain_split",

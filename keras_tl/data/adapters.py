@@ -99,6 +99,23 @@ def plain_split(data, **kwargs):
     return split.unmixed() if isinstance(split, Split) else split
 
 
+def first_pass(data, **kwargs):
+    """`plain_split(data, **kwargs)` set to read its pass 0, as a fresh process does.
+
+    A split's shuffling and augmentation are keyed by its pass counter, which every `fit` on it
+    moves on; what is measured on it outside training (a method's preparation, WiSE-FT's
+    BatchNorm statistics in `keras_tl.select`) reads pass 0, so it does not depend on what
+    trained on the split before it or on whether the process resumed.
+
+    Example:
+    >>> batchnorm.update_statistics(model.target_backbone, keras_tl.data.first_pass(train))
+    """
+    split = plain_split(data, **kwargs)
+    if getattr(split, "epoch", None) is not None:
+        split.epoch.assign(0)
+    return split
+
+
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"Expected {name} to be a positive int. Received: {name}={value!r}")

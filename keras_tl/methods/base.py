@@ -268,13 +268,9 @@ class Method:
         """
         from keras_tl import data  # tf.data: imported on first use
 
-        train = data.plain_split(train, name="train")
-        # A preparation reads a pass of the training split, whose shuffling and augmentation are
-        # keyed by the split's pass counter, and every `fit` on the split moves it on: read pass 0,
-        # as a fresh process does, so the terms do not depend on what trained on this split before
-        # (`keras_tl.select`'s candidates share one; Co-Tuning's relationship changed by up to 0.7).
-        if getattr(train, "epoch", None) is not None:
-            train.epoch.assign(0)
+        # Pass 0: `keras_tl.select`'s candidates share one split, and a preparation that read the
+        # pass the previous candidate left changed (Co-Tuning's relationship by up to 0.7).
+        train = data.first_pass(train, name="train")
         context = Context(source, tuple(taps), train, cache_dir, validation)
         return Setup(
             list(self.terms(context)),

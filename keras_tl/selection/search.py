@@ -133,8 +133,8 @@ def select(
         wise_ft: then try WiSE-FT on the chosen model at no training cost (`keras_tl.wise_ft`,
             α ∈ {0, 0.1, ..., 1} towards the source, each interpolation's BatchNorm statistics
             re-estimated on `train`, evaluated on `validation`); the interpolated model is kept
-            only if its validation top-1 is strictly above the model's own (α = 1). Needs
-            `source` as a `keras.Model`.
+            only if its validation top-1 is above the model's own (α = 1) by an edge McNemar's
+            exact test finds significant at `WISE_FT_LEVEL`. Needs `source` as a `keras.Model`.
         cooldown: score the rung before the last after a cool-down (the run's rate annealed
             linearly to 0 over at most one epoch, off the run), paid by what the budget's
             floors leave (`keras_tl.selection.with_cooldown`); False: score it mid-schedule.
@@ -237,15 +237,12 @@ def _with_wise_ft(result, recipe):
     if not isinstance(recipe.source, keras.Model):
         logger.info("select: WiSE-FT skipped (it needs the source as a keras.Model)")
         return result
-    train = tl_data.plain_split(recipe.train, name="train")
-    if getattr(train, "epoch", None) is not None:
-        train.epoch.assign(0)
     model, selection = interpolation.wise_ft(
         result.model,
         interpolation.DEFAULT_ALPHAS,
         validation_data=recipe.validation,
         source=recipe.source,
-        batchnorm_data=train,
+        batchnorm_data=tl_data.first_pass(recipe.train, name="train"),
     )
     itself = next(row["top1"] for row in selection["table"] if row["alpha"] == 1.0)
     record = {**selection, "sweep_alpha": selection["alpha"], "p_value": None}
