@@ -84,8 +84,9 @@ def defaults_section(settings, dataset, labels):
         if not plans.method_class(label).authors_hparams:
             papers = "same"
         else:
-            # No papers'-settings run planned on this data set (tin-b compares the library's defaults only).
-            papers = _summary(theirs) if authors else "not run"
+            # The tin sets compare the library's defaults only; a method whose papers' settings became
+            # its own after it was measured (WiSE-FT's interpolated statistics) has those runs there.
+            papers = _summary(theirs) if theirs else "not run"
         papers_diff = "" if papers in ("same", "not run") else diff_cell(paired(by_seed(_finished(theirs)), l2))
         lines.append(
             f"| {display(label)} | {_summary(ours)} "

@@ -61,6 +61,43 @@ def test_wise_ft_interpolates_after_fit_and_reports_its_alpha():
         methods.get("wise_ft", alpha=1.5)
 
 
+def test_wise_ft_re_estimates_batchnorm_statistics_on_pass_0_by_default():
+    # The default re-estimates; the papers' setting (the reference's) interpolates the statistics too.
+    assert methods.get("wise_ft").batchnorm == "recompute"
+    assert methods.registered("wise_ft").authors().batchnorm == "interpolate"
+
+    def train():  # augmented: each pass over the split holds other views
+        return keras_tl.data.load(
+            "digits", "train", image_size=8, preprocess="cifar_resnet8", batch_size=4, augment="keras",
+            classes=["0", "1", "2"], per_class=4, training=True,
+        )
+
+    source, runs = tiny_source(classes=10), {}
+    for setting in ("recompute", "interpolate"):
+        keras.utils.set_random_seed(0)
+        runs[setting], _ = keras_tl.fine_tune(
+            methods.get("wise_ft", alpha=0.5, batchnorm=setting), source, train(), epochs=2, lr=0.05,
+            taps=TAPS, verbose=0,
+        )
+    recomputed, interpolated = (runs[k].target_backbone for k in ("recompute", "interpolate"))
+    layers = keras_tl.batchnorm.batchnorm_layers(recomputed)
+    assert layers
+    numpy = keras.ops.convert_to_numpy
+    for layer in layers:  # the same weights: only the statistics differ
+        np.testing.assert_allclose(
+            numpy(layer.gamma), numpy(interpolated.get_layer(layer.name).gamma), rtol=1e-5, atol=1e-6
+        )
+    # What the method left: the interpolated network's statistics re-estimated on the split's first
+    # pass, as a fresh process reads it, not on the pass fit stopped at.
+    keras_tl.batchnorm.update_statistics(interpolated, keras_tl.data.first_pass(train(), name="train"))
+    for layer in layers:
+        for name in ("moving_mean", "moving_variance"):
+            np.testing.assert_allclose(
+                numpy(getattr(layer, name)), numpy(getattr(interpolated.get_layer(layer.name), name)),
+                rtol=1e-4, atol=1e-6, err_msg=f"{layer.name}/{name}",
+            )
+
+
 def test_tpgm_projects_within_its_radii_on_a_base_method():
     method = methods.get("tpgm", base="l2_sp")
     source, train = tiny_source(classes=10), tiny_train()
