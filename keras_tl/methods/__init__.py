@@ -24,6 +24,7 @@ from keras_tl.methods.registry import get, names, register, registered, split_la
 from keras_tl.methods.weight_decay import L2, L2FE, L2SP
 from keras_tl.methods.feature_maps import AFA, DELTA, SPAGCA, KnowDist, L2SPAtt
 from keras_tl.methods.output_level import BSS, DI2, DSD, CoTuning, LwF
-from keras_tl.methods.robust import FTP, LPFT, SPD, TPGM, Constrained, Surgical, WiSEFT
+from keras_tl.methods.robust import LPFT, Constrained, WiSEFT
+from keras_tl.methods.projection import FTP, SPD, TPGM, Surgical
 
 # isort: on
