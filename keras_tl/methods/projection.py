@@ -6,14 +6,10 @@ the training loss itself, SPD decays selectively towards the source, and surgica
 `keras_tl.callbacks`). Each constrains a base method, as `keras_tl.methods.robust`'s do.
 """
 
-import logging
-
 from keras_tl.api_export import keras_tl_export
 from keras_tl.methods.registry import register
 from keras_tl.methods.robust import Constrained
 from keras_tl.utils.validation import check_number
-
-logger = logging.getLogger(__name__)
 
 
 @keras_tl_export("keras_tl.methods.TPGM", package="keras_tl.methods")
