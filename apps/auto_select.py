@@ -12,7 +12,7 @@ import time
 from absl import flags
 
 import keras_tl
-from apps import common, method_flags
+from apps import common, flag_groups, method_flags
 from keras_tl import data as tl_data
 from keras_tl.selection import result as result_module
 
@@ -51,7 +51,7 @@ def define(fv):
         "default candidates (keras_tl.selection.default_candidates).",
         flag_values=fv,
     )
-    common.validator(fv, "select_candidates", lambda entries: entries and method_flags.check_entries(entries))
+    flag_groups.validator(fv, "select_candidates", lambda entries: entries and method_flags.check_entries(entries))
 
 
 def splits(config, seed, size, preprocess, digits_classes):

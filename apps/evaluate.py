@@ -13,25 +13,25 @@ import json
 
 from absl import flags
 
-from apps import common
+from apps import common, flag_groups
 from keras_tl import models
 from keras_tl.data import evaluate as evaluate_model
 from keras_tl.data import parse_spec, transforms
 from keras_tl.data.classes import check_same_classes
 
 FLAGS = flags.FlagValues()
-common.define_loading_flag(FLAGS)
+flag_groups.define_loading_flag(FLAGS)
 flags.DEFINE_string(
     "model", "runs/finetune/best_model.keras", "The saved classifier (.keras).", flag_values=FLAGS
 )
-common.define_data_flags(FLAGS, dataset="", split="test")
+flag_groups.define_data_flags(FLAGS, dataset="", split="test")
 flags.DEFINE_list(
     "crops", ["center", "ten"], f"Evaluation crops, from {list(transforms.CROPS)}.", flag_values=FLAGS
 )
 flags.DEFINE_string("output", "", "Also write the results to this JSON file.", flag_values=FLAGS)
 FLAGS["classes"].help += " Empty: the model card's classes if any."
 FLAGS["dataset"].help += " Empty: the model card's data set."
-common.validator(FLAGS, "crops", lambda crops: _check_crops(crops))
+flag_groups.validator(FLAGS, "crops", lambda crops: _check_crops(crops))
 
 
 def _check_crops(crops):

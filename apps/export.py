@@ -11,13 +11,14 @@ import dataclasses
 
 from absl import flags
 
-from apps import common
+from apps import common, flag_groups
 from keras_tl import models
 from keras_tl.data import transforms
 from keras_tl.export import export_serving
+from keras_tl.models.cards import PREPROCESS_CHOICES
 
 FLAGS = flags.FlagValues()
-common.define_loading_flag(FLAGS)
+flag_groups.define_loading_flag(FLAGS)
 flags.DEFINE_string(
     "model", "runs/finetune/best_model.keras", "The saved classifier (.keras).", flag_values=FLAGS
 )
@@ -35,7 +36,7 @@ flags.DEFINE_integer(
 flags.DEFINE_string(
     "preprocess",
     "",
-    f"Input preprocessing; empty: the model card's. One of {list(common.PREPROCESS_CHOICES)}.",
+    f"Input preprocessing; empty: the model card's. One of {list(PREPROCESS_CHOICES)}.",
     flag_values=FLAGS,
 )
 flags.DEFINE_float(
@@ -52,8 +53,8 @@ flags.DEFINE_integer(
     lower_bound=0,
     flag_values=FLAGS,
 )
-common.validator(FLAGS, "preprocess", common.check_preprocess)
-common.validate_finite(FLAGS)
+flag_groups.validator(FLAGS, "preprocess", flag_groups.check_preprocess)
+flag_groups.validate_finite(FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,10 +30,8 @@ import time
 import keras
 from absl import flags, logging
 
-import keras_tl
-from apps import auto_select, common, method_flags, output_folder, reporting
+from apps import auto_select, common, demo_source, flag_groups, method_flags, output_folder, reporting
 from keras_tl import backbones, fine_tuning, models
-from keras_tl.data import parse_spec
 from keras_tl.export import export_serving
 from keras_tl.utils.policy import dtype_policy
 
@@ -41,9 +39,9 @@ DEMO_IMAGE_SIZE = 16
 
 FLAGS = flags.FlagValues()
 DIGITS_CLASSES = ("5", "6", "7", "8", "9")
-common.define_data_flags(FLAGS, digits_classes=DIGITS_CLASSES)
-common.define_sampling_flags(FLAGS)
-common.define_training_flags(FLAGS, epochs=10, lr=0.005, output_dir="runs/finetune")
+flag_groups.define_data_flags(FLAGS, digits_classes=DIGITS_CLASSES)
+flag_groups.define_sampling_flags(FLAGS)
+flag_groups.define_training_flags(FLAGS, epochs=10, lr=0.005, output_dir="runs/finetune")
 # Few-shot count of the embedded demo (--dataset=digits without --per_class/--fraction); any
 # other data set trains on all its images unless told otherwise.
 DEMO_PER_CLASS = 30
@@ -100,29 +98,7 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "verbose", 2, "Keras fit verbosity (0, 1 or 2).", lower_bound=0, upper_bound=2, flag_values=FLAGS
 )
-# The embedded demo's source (used only when --source is empty).
-flags.DEFINE_string(
-    "source_dataset", "digits", "Data set the demo source is pre-trained on.", flag_values=FLAGS
-)
-flags.DEFINE_list(
-    "source_classes", ["0", "1", "2", "3", "4"], "Classes of --source_dataset.", flag_values=FLAGS
-)
-flags.DEFINE_enum(
-    "source_backbone",
-    "cifar_resnet20",
-    list(backbones.CIFAR_NAMES),
-    "Demo source architecture.",
-    flag_values=FLAGS,
-)
-flags.DEFINE_integer(
-    "source_epochs", 10, "Demo source pre-training epochs.", lower_bound=1, flag_values=FLAGS
-)
-flags.DEFINE_integer(
-    "source_batch_size", 64, "Demo source pre-training batch size.", lower_bound=1, flag_values=FLAGS
-)
-flags.DEFINE_float(
-    "source_lr", 0.1, "Demo source pre-training learning rate.", lower_bound=0.0, flag_values=FLAGS
-)
+demo_source.define(FLAGS)
 
 flags.DEFINE_string(
     "backup_dir",
@@ -137,11 +113,10 @@ flags.DEFINE_boolean(
     "(by default such a rerun is refused, naming the flags that differ).",
     flag_values=FLAGS,
 )
-common.define_distribute_flag(FLAGS)
-common.define_compute_flags(FLAGS)
-common.define_loading_flag(FLAGS)
-common.validator(FLAGS, "source_dataset", parse_spec)
-common.validate_finite(FLAGS)
+flag_groups.define_distribute_flag(FLAGS)
+flag_groups.define_compute_flags(FLAGS)
+flag_groups.define_loading_flag(FLAGS)
+flag_groups.validate_finite(FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,30 +178,6 @@ class FinetuneConfig(common.TrainingConfig):
         return DEMO_PER_CLASS if self.dataset == "digits" and not self.fraction else 0
 
 
-def pretrain_demo_source(config, size):
-    """Pre-trains the demo source (the `source_*` fields) and returns its path."""
-    c = config
-    demo = dataclasses.replace(c, dataset=c.source_dataset, classes=c.source_classes, batch_size=c.source_batch_size)
-    keras.utils.set_random_seed(c.seed)
-    train = common.load_split(demo, "train", size, c.source_backbone, training=True, seed=c.seed)
-    output = os.path.join(c.output_dir, "source", "source.keras")
-    logging.info("Pre-training the demo source %s on %s %s", c.source_backbone, c.source_dataset, c.source_classes)
-    keras_tl.pretrain(
-        train,
-        c.source_backbone,
-        epochs=c.source_epochs,
-        lr=c.source_lr,
-        output=output,
-        seed=c.seed,
-        verbose=c.verbose,
-        bn_momentum=0.9,  # a few hundred steps: the moving statistics must converge within them
-        distribute=c.distribute,
-        backup_dir=c.backup("source"),
-        jit_compile=common.jit_compile(c),
-    )
-    return output
-
-
 def run(config):
     """Runs everything `config` (a `FinetuneConfig`) says; returns the report dict.
 
@@ -243,7 +194,7 @@ def _run(config):
     c = config
     start = time.perf_counter()
     os.makedirs(c.output_dir, exist_ok=True)
-    source = c.source or pretrain_demo_source(c, (c.image_size or DEMO_IMAGE_SIZE,) * 2)
+    source = c.source or demo_source.pretrain(c, (c.image_size or DEMO_IMAGE_SIZE,) * 2)
     image_size = (c.image_size,) * 2 if c.image_size else None
     source_model, taps, preprocess, size = models.load_source(
         source, c.source_weights or None, image_size, c.unsafe_deserialization, seed=c.seed, preprocess=c.preprocess

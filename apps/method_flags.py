@@ -9,7 +9,7 @@ import importlib
 
 from absl import flags
 
-from apps import common
+from apps import flag_groups
 from keras_tl import methods
 
 # --method=auto: keras_tl.select chooses the method (apps.auto_select).
@@ -56,8 +56,8 @@ def define(fv, default_methods):
             raise flags.ValidationError(f"--hparams: {error}") from error
         return True
 
-    common.validator(fv, "plugins", import_plugins)
-    common.validator(fv, "method", check_methods)
+    flag_groups.validator(fv, "plugins", import_plugins)
+    flag_groups.validator(fv, "method", check_methods)
     flags.register_multi_flags_validator(["method", "hparams"], check_hparams_flag, message="", flag_values=fv)
 
 

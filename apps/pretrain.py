@@ -16,16 +16,16 @@ import keras
 from absl import flags, logging
 
 import keras_tl
-from apps import common
+from apps import common, flag_groups
 from keras_tl import backbones, pretraining
 from keras_tl.data import tfrecord
 from keras_tl.utils.policy import dtype_policy
 
 FLAGS = flags.FlagValues()
 DIGITS_CLASSES = ("0", "1", "2", "3", "4")
-common.define_data_flags(FLAGS, digits_classes=DIGITS_CLASSES)
-common.define_sampling_flags(FLAGS)
-common.define_training_flags(FLAGS, epochs=15, lr=0.1, output_dir="runs/pretrain")
+flag_groups.define_data_flags(FLAGS, digits_classes=DIGITS_CLASSES)
+flag_groups.define_sampling_flags(FLAGS)
+flag_groups.define_training_flags(FLAGS, epochs=15, lr=0.1, output_dir="runs/pretrain")
 flags.DEFINE_enum(
     "backbone", "cifar_resnet20", list(backbones.NAMES), "Source architecture.", flag_values=FLAGS
 )
@@ -61,10 +61,10 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "backup_dir", "", "Checkpoint folder (AtomicBackupAndRestore); empty: <output_dir>/backup.", flag_values=FLAGS
 )
-common.define_distribute_flag(FLAGS)
-common.define_compute_flags(FLAGS)
-common.validator(FLAGS, "output", lambda value: _check_keras_path("--output", value))
-common.validate_finite(FLAGS)
+flag_groups.define_distribute_flag(FLAGS)
+flag_groups.define_compute_flags(FLAGS)
+flag_groups.validator(FLAGS, "output", lambda value: _check_keras_path("--output", value))
+flag_groups.validate_finite(FLAGS)
 
 
 def _check_keras_path(flag, value):

@@ -13,7 +13,7 @@ from keras_tl.selection import SelectionTuner
 from keras_tl.selection import data as selection_data
 from keras_tl.selection import search as search_module
 from keras_tl.selection.tuner import Recipe
-from tests.conftest import TAPS, tiny_source
+from tests.conftest import TAPS, on_backend, tiny_source
 
 SETTINGS = dict(epochs=2, lr=0.05, taps=TAPS, batch_size=8, seed=0, verbose=0)
 
@@ -236,6 +236,8 @@ def test_the_cost_counts_the_short_last_batch_a_split_keeps_in_the_l2_run_too():
     assert recipe(keeping).batches_per_epoch() == 6 == sum(1 for _ in keeping.dataset)
 
 
+# Which split reaches the probe is plumbing the backends share; the slow search runs once (40-60 s).
+@on_backend("tensorflow")
 def test_lp_ft_as_a_candidate_chooses_its_probe_c_on_the_search_validation_split(tmp_path, monkeypatch):
     real, calls = keras_tl.linear_probe.fit_head, []
 
