@@ -4,8 +4,8 @@
 
 Why (issue 27): on Caltech-101 `select`'s default search returns LP-FT, the early leader, while
 the best method there is Co-Tuning, a late one. `keras_tl.methods.get("lp_ft", base=...)`
-stacks the two with no new code. For every committed run of the base method at its defaults
-(test split), the same `benchmarks.runs.Run` is made with `method="lp_ft"` and
+stacks the two with no new code. For every run of the base method in the data set's `defaults`
+plan (its defaults, test split), the same `benchmarks.runs.Run` is made with `method="lp_ft"` and
 `hparams=(("base", <base>),)` into `--lp_ft_runs_dir` (cached there by its key, so a rerun only
 prints), and compared per seed with the base's run and LP-FT's (read from `--runs_dir`).
 
@@ -13,14 +13,11 @@ Result (docs/benchmarks/notes.md, 2026-12-07): over Co-Tuning, +0.7 on Caltech-1
 LP-FT on DTD-10.
 """
 
-import glob
-import json
-import os
+import dataclasses
 
-import keras
 from absl import app, flags, logging
 
-from benchmarks import cells, runs, statistics, suite
+from benchmarks import cells, plans, records, runs, statistics, suite
 
 flags.DEFINE_string("lp_ft_base", "co_tuning", "The method LP-FT fine-tunes with (a registered name).")
 flags.DEFINE_list("lp_ft_datasets", ["dtd10", "caltech101"], "The data sets (benchmarks.datasets).")
@@ -28,35 +25,27 @@ flags.DEFINE_string("lp_ft_runs_dir", "runs/lp_ft_over", "Where the stacked runs
 FLAGS = flags.FLAGS
 
 
-def base_runs(runs_dir, base, dataset):
-    """The finished runs of `base` at its defaults on `dataset`'s test split, by seed."""
-    found = {}
-    for path in glob.glob(os.path.join(runs_dir, keras.backend.backend(), "*.json")):
-        with open(path) as handle:
-            result = json.load(handle)
-        run = result.get("run") if isinstance(result, dict) else None
-        if run and run["method"] == base and not run["hparams"] and run["dataset"] == dataset:
-            if run["eval_split"] == "test" and "top1" in result:
-                found[run["seed"]] = run
-    return found
-
-
 def compare(settings, base, dataset, stacked_dir):
-    """Runs the stacked method at each of the base's configurations; prints a line a seed and the pairs."""
+    """Runs the stacked method at each of the base's defaults runs; prints a line a seed and the pairs."""
     stacked, alone, lp_ft = {}, {}, {}
     name = cells.display(base)
-    for seed, fields in sorted(base_runs(settings.runs_dir, base, dataset).items()):
-        fields = {**fields, "hparams": ()}
-        alone[seed] = runs.cached(runs.Run(**fields), settings.runs_dir)["top1"]
-        found = runs.cached(runs.Run(**{**fields, "method": "lp_ft"}), settings.runs_dir)
-        if found and "top1" in found:
-            lp_ft[seed] = found["top1"]
-        run = runs.Run(**{**fields, "method": "lp_ft", "hparams": (("base", base),)})
-        result = runs.execute(run, settings.data_root, stacked_dir)
-        stacked[seed] = result.get("top1")
+    found = records.collect(settings, plans.plan(settings, f"defaults:{dataset}", [base]))
+    for run, result in sorted(found, key=lambda pair: pair[0].seed):
+        if run.method != base or result is None or "top1" not in result:
+            continue
+        alone[run.seed] = result["top1"]
+        probe = runs.cached(dataclasses.replace(run, method="lp_ft"), settings.runs_dir)
+        if probe and "top1" in probe:
+            lp_ft[run.seed] = probe["top1"]
+        both = runs.execute(
+            dataclasses.replace(run, method="lp_ft", hparams=(("base", base),)),
+            settings.data_root,
+            stacked_dir,
+        )
+        stacked[run.seed] = both.get("top1")
         print(
-            f"{dataset} seed {seed}: LP-FT over {name} {cells.pct(stacked[seed])} %, {name} "
-            f"{cells.pct(alone[seed])} %, LP-FT {cells.pct(lp_ft.get(seed))} %",
+            f"{dataset} seed {run.seed}: LP-FT over {name} {cells.pct(stacked[run.seed])} %, {name} "
+            f"{cells.pct(alone[run.seed])} %, LP-FT {cells.pct(lp_ft.get(run.seed))} %",
             flush=True,
         )
     finished = {seed: top1 for seed, top1 in stacked.items() if top1 is not None}

@@ -16,7 +16,7 @@ Result (docs/benchmarks/notes.md, 2026-12-07): at 3 of 3 Caltech-101 seeds promo
 the cooled rung and chosen over L2: test 67.4, 69.5, 69.3 % where the searches returned 66.8, 68.0, 65.5 %.
 """
 
-import json
+import functools
 import os
 
 import keras
@@ -24,47 +24,68 @@ from absl import app, flags, logging
 
 import keras_tl
 from benchmarks import select_runs, suite
-from benchmarks.select_runs import read_select_record
-from keras_tl.selection import candidates as candidates_module
+from benchmarks.records import measured_once, read_select_record
 from keras_tl.selection import cooldown
+from keras_tl.selection.candidates import default_candidates, fit_budget
 
 flags.DEFINE_string("stacked_base", "co_tuning", "LP-FT's base method.")
 FLAGS = flags.FLAGS
 
 
-def rung_scores(record, rung):
-    return {row["candidate"]: row["val_top1"] for row in record["table"] if row["rung"] == rung}
+def measure(recipe, method, folder, step, test=None):
+    """The stacked run's validation top-1 at `step` (a `Rung`), after the rung's cool-down if it has one
+    (off the run, as the search's: the next rung restores the checkpoint, which it leaves); with `test`,
+    its test top-1 too."""
+    model, _ = recipe.fine_tune(method, folder, step.epochs)
+    if step.cooldown:
+        cooldown.cool_down(
+            model, recipe.train, round(step.cooldown * recipe.batches_per_epoch()), step.epochs
+        )
+    validation = recipe.validation
+    found = {"val_top1": keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"]}
+    if test is not None:
+        found["test_top1"] = keras_tl.data.evaluate(model, test.dataset, test.num_classes)["top1"]
+    return found
 
 
 def counterfactual(settings, dataset, seed, base):
-    key, _ = select_runs.search_key(dataset, seed)
-    record = read_select_record(FLAGS.results_dir)[key]
+    """Prints, rung by rung, the stacked run's score beside the recorded search's; returns the scores."""
+    record = read_select_record(FLAGS.results_dir)[select_runs.search_key(dataset, seed)[0]]
     _, recipe, test = select_runs.search_recipe(settings, dataset, seed)
     method = keras_tl.methods.get("lp_ft", base=base)
-    ladder = candidates_module.with_cooldown(
-        candidates_module.ladder(9, recipe.epochs, 3.0), recipe.epochs, 3.0, recipe.batches_per_epoch()
+    # The default search's ladder, as `keras_tl.select` derives it.
+    _, ladder = fit_budget(
+        default_candidates(recipe.train.batch_size),
+        recipe.epochs,
+        3.0,
+        trim=True,
+        steps_per_epoch=recipe.batches_per_epoch(),
     )
     folder = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_stacked_{dataset}_s{seed}")
-    validation = recipe.validation
-    found = {"dataset": dataset, "seed": seed, "ladder": [list(map(float, (r.epochs, r.size, r.cooldown))) for r in ladder]}
+    scores = {}
     for rung, step in enumerate(ladder):
-        model, _ = recipe.fine_tune(method, folder, step.epochs)
-        if step.cooldown:
-            steps = round(step.cooldown * recipe.batches_per_epoch())
-            cooldown.cool_down(model, recipe.train, steps, step.epochs)
-        score = keras_tl.data.evaluate(model, validation.dataset, validation.num_classes)["top1"]
-        others = rung_scores(record, rung)
-        found[f"rung_{rung}"] = {"stacked": score, "recorded": others}
-        print(f"{dataset} s{seed} rung {rung} ({step.epochs} epochs): stacked {100 * score:.1f} %; recorded "
-              + ", ".join(f"{name} {100 * value:.1f}" for name, value in others.items()), flush=True)
-        if rung == len(ladder) - 1:
-            found["test"] = keras_tl.data.evaluate(model, test.dataset, test.num_classes)["top1"]
-            print(f"{dataset} s{seed}: stacked test {100 * found['test']:.1f} %; the search returned "
-                  f"{record['method']} ({100 * record['test']['top1']:.1f} %)", flush=True)
-            # Restored from its checkpoint on a rerun, so the cool-down above never touches the last rung.
-    with open(os.path.join(folder, "counterfactual.json"), "w") as handle:
-        json.dump(found, handle, indent=1)
-    return found
+        # Kept once measured: a rerun would restore the run's last checkpoint, past this rung's epoch.
+        scored_on_test = test if rung == len(ladder) - 1 else None
+        key = f"{dataset}/s{seed}/{base}/rung_{rung}"
+        scores[rung] = measured_once(
+            settings.runs_dir,
+            "select_stacked",
+            key,
+            functools.partial(measure, recipe, method, folder, step, scored_on_test),
+        )
+        others = {row["candidate"]: row["val_top1"] for row in record["table"] if row["rung"] == rung}
+        print(
+            f"{dataset} s{seed} rung {rung} ({step.epochs} epochs): stacked {100 * scores[rung]['val_top1']:.1f} %; "
+            "recorded " + ", ".join(f"{name} {100 * value:.1f}" for name, value in others.items()),
+            flush=True,
+        )
+    last = scores[len(ladder) - 1]
+    print(
+        f"{dataset} s{seed}: stacked test {100 * last['test_top1']:.1f} %; the search returned "
+        f"{record['method']} ({100 * record['test']['top1']:.1f} %)",
+        flush=True,
+    )
+    return scores
 
 
 def main(argv):
