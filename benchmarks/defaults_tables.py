@@ -169,19 +169,35 @@ def best_in_hindsight(table, seeds):
     return max(means, key=means.get) if means else None
 
 
-def hindsight_candidates(grid, defaults):
-    """`{(label, "grid" | "defaults"): results}`: every method at its grid coefficient and at its defaults.
+def hindsight_candidates(grid, defaults, variants=None):
+    """`{(label, "grid" | "defaults"): results}`: every method at its grid coefficient and at its
+    defaults; with `variants` (`{name: results}`), `(name, "variant")` for each of them too.
 
     Both count: a grid that stops short of a method's default strength (Co-Tuning's λ on
-    Caltech-101) must not hide that the default beats every grid point.
+    Caltech-101) must not hide that the default beats every grid point; and a method that is one
+    of the search's default candidates (LP-FT over Co-Tuning) is one of the grid's best's.
     """
     candidates = {(label, "grid"): results for label, results in grid.items()}
     candidates.update({(label, "defaults"): results for label, results in defaults.items()})
+    candidates.update({(name, "variant"): results for name, results in (variants or {}).items()})
     return candidates
+
+
+def variant_entries(settings, dataset):
+    """`{candidate name: [finished or diverged results]}` of the `variants:` plan (`LP-FT (base=co_tuning)`)."""
+    from keras_tl.selection.candidates import Candidate
+
+    entries = {}
+    for run, result in collect(settings, strength.variant_runs(settings, dataset)):
+        if result is not None:
+            entries.setdefault(Candidate(run.method, dict(run.hparams)).name, []).append(result)
+    return entries
 
 
 def _hindsight_name(key):
     label, where = key
+    if where == "variant":
+        return label
     return display(label) + (" at its defaults" if where == "defaults" else "")
 
 
@@ -201,7 +217,15 @@ def select_section(settings, labels, record):
         groups.setdefault(tuple(found.get("candidates") or ()), {})[key] = found
     parts = []
     for shortlist in sorted(groups, key=len):
-        lines, to_best = _select_table(settings, labels, groups[shortlist])
+        lines, to_best, stale = _select_table(settings, labels, groups[shortlist])
+        if stale:
+            lines += [
+                "",
+                f"† {stale} of these {len(groups[shortlist])} searches trained other candidates than a search "
+                "trains today (an earlier default list: FTP ninth, before LP-FT over Co-Tuning); "
+                "`python -m benchmarks.select_runs` searches them again and replaces their rows. Until then "
+                "the measure below mixes the two lists.",
+            ]
         mean = (
             float(np.mean([to_best[dataset] for dataset in TARGET_DATASETS]))
             if all(dataset in to_best for dataset in TARGET_DATASETS)
@@ -229,15 +253,17 @@ def select_section(settings, labels, record):
         parts.append("**Default candidates and budget:**\n\n" + "\n".join(lines))
     parts.append(
         "The grid's best: the method, at its grid coefficient (where the data set has a grid table) or at "
-        "its defaults, with the highest mean test top-1 over the search's seeds, among those run at each "
-        "of them; per seed its run's test top-1."
+        "its defaults, or one of the search's other default candidates run alone (LP-FT over Co-Tuning, "
+        "plan `variants:<dataset>`), with the highest mean test top-1 over the search's seeds, among those "
+        "run at each of them; per seed its run's test top-1."
     )
     return "\n\n".join(parts)
 
 
 def _select_table(settings, labels, record):
-    """`(lines, {dataset: mean of select − the grid's best})` of one group of searches."""
-    from benchmarks.records import table_entries  # the grid's table plan
+    """`(lines, {dataset: mean of select − the grid's best}, number of stale searches)` of one group of
+    searches; a stale search (†) trained other candidates than its search would today."""
+    from benchmarks.records import planned_names, searched_names, table_entries  # the grid's table plan
 
     lines = [
         "| data set | seed | chosen | val top-1: chosen / L2 (%) | test top-1 (%) | L2 test | grid's best test "
@@ -246,12 +272,14 @@ def _select_table(settings, labels, record):
     ]
     deltas = {}
     seeds_of = {}
+    stale = 0
     for found in record.values():
         seeds_of.setdefault(found["dataset"], set()).add(found["seed"])
     candidates_of = {
         dataset: hindsight_candidates(
             table_entries(settings, dataset, labels) if dataset in plans.table_datasets(settings) else {},
             defaults_entries(settings, dataset, labels),
+            variant_entries(settings, dataset),
         )
         for dataset in seeds_of
     }
@@ -271,6 +299,9 @@ def _select_table(settings, labels, record):
         )
         wise = (found.get("wise_ft") or {}).get("alpha")
         name = found["method"] + (f" {found['hparams']}" if found["hparams"] else "")
+        if searched_names(found) != planned_names(settings, dataset, found.get("candidates") or ()):
+            name += " †"
+            stale += 1
         lines.append(
             f"| {dataset} | {seed} | {name} | {pct(found['validation_top1'])} / {pct(found['reference_top1'])} "
             f"| {pct(test)} | {pct(l2)} | {pct(grid)} ({_hindsight_name(best) if best else '—'}) "
@@ -288,4 +319,4 @@ def _select_table(settings, labels, record):
             f"select − the grid's best {pct(to_best[dataset], True) if to_grid else '—'} points "
             f"(mean over {len(pairs)} seed{'s' if len(pairs) > 1 else ''})."
         )
-    return lines, to_best
+    return lines, to_best, stale

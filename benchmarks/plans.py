@@ -307,8 +307,8 @@ def ablation_runs(settings, dataset):
 
 def plan(settings, name, labels=None):
     """The runs of plan `name`: `schedule:<dataset>`, `grid`, `table:<dataset>`, `dtnh[:<method>]`,
-    `ablation:<dataset>` (the papers' conventions), `strength`, `defaults:<dataset>`, `authors:<dataset>`
-    (`benchmarks.strength`)."""
+    `ablation:<dataset>` (the papers' conventions), `strength`, `defaults:<dataset>`, `authors:<dataset>`,
+    `variants:<dataset>` (`benchmarks.strength`)."""
     kind, _, arg = name.partition(":")
     labels = table_labels() if labels is None else labels
     if kind == "schedule":
@@ -327,8 +327,11 @@ def plan(settings, name, labels=None):
         return strength.strength_runs(settings, arg or "dtd10")
     if kind in ("defaults", "authors"):
         return strength.defaults_runs(settings, arg, labels, LIBRARY if kind == "defaults" else AUTHORS)
+    if kind == "variants":
+        return strength.variant_runs(settings, arg)
     raise ValueError(
         "Expected a plan 'schedule:<dataset>', 'grid', 'table:<dataset>', 'dtnh[:<method>]', "
-        "'ablation:<dataset>', 'strength[:<dataset>]', 'defaults:<dataset>' or 'authors:<dataset>'. "
+        "'ablation:<dataset>', 'strength[:<dataset>]', 'defaults:<dataset>', 'authors:<dataset>' or "
+        "'variants:<dataset>'. "
         f"Received: {name!r}"
     )

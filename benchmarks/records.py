@@ -66,7 +66,11 @@ def every_run(settings, labels):
         [f"schedule:{d}" for d in plans.datasets_of(settings)]
         + ["grid", "dtnh"]
         + [f"{kind}:{d}" for kind in ("table", "ablation") for d in plans.datasets_of(settings)]
-        + [f"{kind}:{d}" for kind in ("strength", "defaults", "authors") for d in plans.datasets_of(settings)]
+        + [
+            f"{kind}:{d}"
+            for kind in ("strength", "defaults", "authors", "variants")
+            for d in plans.datasets_of(settings)
+        ]
     )
     for name in names:
         for run, result in collect(settings, plans.plan(settings, name, labels)):
@@ -87,6 +91,26 @@ def read_select_record(results_dir):
         return {}
     with open(path) as handle:
         return json.load(handle)
+
+
+# `keras_tl.select`'s default budget, which the benchmark's searches keep.
+SELECT_BUDGET = 3.0
+
+
+def planned_names(settings, dataset, candidates=()):
+    """The names of the candidates a search of `dataset` trains today (the default list cut to the
+    budget at the data set's epochs and batch size, or L2 and the shortlist `candidates`), in order."""
+    from keras_tl.selection.candidates import plan
+
+    epochs = plans.chosen_epochs(settings, dataset)
+    chosen, _ = plan(list(candidates) or None, epochs, SELECT_BUDGET, settings.batch_size)
+    return [candidate.name for candidate in chosen]
+
+
+def searched_names(summary):
+    """The names of the candidates a recorded search trained (its first rung has each), in order."""
+    rows = sorted(summary["table"], key=lambda row: row["index"])
+    return [row["candidate"] for row in rows if row["rung"] == 0]
 
 
 def measured_once(runs_dir, name, key, measure):

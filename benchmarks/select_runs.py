@@ -7,8 +7,11 @@ Each seed's search sees exactly what that seed's L2 table run sees: the same sou
 sample, schedule (the data set's chosen epochs, lr, batch) and, as validation, the data set's
 selection split (DTD-10's val, the held-out train images elsewhere); the test split only scores
 the chosen model. Default candidates (or the shortlist `--select_candidates`) and budget. A search
-runs in `<runs_dir>/<backend>/select_<dataset>_s<seed>[_<shortlist>]/` and resumes there when killed; its result is
-added to `docs/benchmarks/select_<backend>.json` (the committed record the report reads).
+runs in `<runs_dir>/<backend>/select_<dataset>_s<seed>[_<shortlist>]_<digest of its candidates>/` and
+resumes there when killed; its result is added to `docs/benchmarks/select_<backend>.json` (the
+committed record the report reads). A recorded search is skipped, unless the candidates it trained
+are no longer the ones the seed's search would train (the registry's default list changed): it is
+searched again and its record replaced (the old one stays in git's history and docs/benchmarks/notes.md).
 Takes the suite's flags (`--data_root`, the sources, `--runs_dir`).
 """
 
@@ -21,9 +24,16 @@ from absl import app, flags, logging
 
 import keras_tl
 from benchmarks import plans, suite
-from benchmarks.records import read_select_record, select_record_path
+from benchmarks.records import (
+    SELECT_BUDGET,
+    planned_names,
+    read_select_record,
+    searched_names,
+    select_record_path,
+)
 from benchmarks.runs import load_source, load_splits
 from keras_tl import backbones
+from keras_tl.selection.candidates import fingerprint
 from keras_tl.selection.tuner import Recipe
 from keras_tl.utils import files
 
@@ -52,7 +62,9 @@ def search_recipe(settings, dataset, seed):
 
 def candidate_copy(settings, dataset, seed, index, name):
     """The folder `<runs_dir>/<backend>/<name>`: a copy (made once) of candidate `index` of the seed's
-    search, to train on from its checkpoint without touching the search."""
+    search, to train on from its checkpoint without touching the search: the search of the default
+    list up to 2026-12-07 (FTP ninth), in the folder named without the list's digest, which the
+    scripts built on this (`select_continue`, `select_cooldown`, `select_subset`) measured."""
     root = os.path.join(settings.runs_dir, keras.backend.backend())
     copy = os.path.join(root, name)
     if not os.path.isdir(copy):
@@ -60,10 +72,13 @@ def candidate_copy(settings, dataset, seed, index, name):
     return copy
 
 
-def search_key(dataset, seed, candidates=()):
-    """The search's key in the record (`dtd10/s0`; a shortlist's `dtd10/s0/co_tuning,lp_ft`) and its folder's name."""
+def search_key(dataset, seed, candidates=(), names=None):
+    """The search's key in the record (`dtd10/s0`; a shortlist's `dtd10/s0/co_tuning,lp_ft`) and its
+    folder's name, which ends in a digest of `names` (the candidates it trains, `records.planned_names`):
+    a search of a changed default list starts in its own folder instead of being refused in the old one's."""
     key = f"{dataset}/s{seed}" + (f"/{','.join(candidates)}" if candidates else "")
-    return key, f"select_{dataset}_s{seed}" + (f"_{'_'.join(candidates)}" if candidates else "")
+    folder = f"select_{dataset}_s{seed}" + (f"_{'_'.join(candidates)}" if candidates else "")
+    return key, folder + (f"_{fingerprint(names)[:8]}" if names is not None else "")
 
 
 def search(settings, dataset, seed, candidates=()):
@@ -76,7 +91,8 @@ def search(settings, dataset, seed, candidates=()):
         recipe.validation,
         candidates=list(candidates) or None,
         directory=os.path.join(settings.runs_dir, keras.backend.backend()),
-        project_name=search_key(dataset, seed, candidates)[1],
+        project_name=search_key(dataset, seed, candidates, planned_names(settings, dataset, candidates))[1],
+        budget=SELECT_BUDGET,
         epochs=recipe.epochs,
         lr=recipe.lr,
         momentum=recipe.momentum,
@@ -99,11 +115,19 @@ def search(settings, dataset, seed, candidates=()):
 def main(argv):
     del argv
     settings = suite.settings_from(FLAGS)
-    os.makedirs(FLAGS.results_dir, exist_ok=True)  # before the searches: a missing folder lost a finished one's record
+    os.makedirs(
+        FLAGS.results_dir, exist_ok=True
+    )  # before the searches: a missing folder lost a finished one's record
     for seed in map(int, FLAGS.select_seeds):
         key, _ = search_key(FLAGS.select_dataset, seed, FLAGS.select_candidates)
-        if key in read_select_record(FLAGS.results_dir):
+        names = planned_names(settings, FLAGS.select_dataset, FLAGS.select_candidates)
+        found = read_select_record(FLAGS.results_dir).get(key)
+        if found is not None and searched_names(found) == names:
             continue
+        if found is not None:  # a search of another list (the registry's defaults changed): replaced
+            logging.info(
+                "select %s: the recorded search trained %s; searching %s", key, searched_names(found), names
+            )
         summary = search(settings, FLAGS.select_dataset, seed, FLAGS.select_candidates)
         record = read_select_record(FLAGS.results_dir)  # re-read: another process may have added one
         record[key] = summary

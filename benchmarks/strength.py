@@ -6,6 +6,9 @@
     defaults:<data>   every table label at the library's defaults, the table's seeds, test split
     authors:<data>    every label whose papers' settings differ from the defaults, at the papers'
                       settings (no grid), the same seeds: the divergences users met before 0.2
+    variants:<data>   each of `keras_tl.select`'s other default candidates (a method's non-empty
+                      `select_variants`: LP-FT over Co-Tuning) alone, at the defaults, the same
+                      seeds, test split: the select table's grid's best counts them
 
 Next to `table:<data>` (each method at its grid's best coefficient, the papers' conventions),
 they make issue 27's comparison: defaults, papers' defaults and the grid's best, per method.
@@ -47,4 +50,23 @@ def defaults_runs(settings, dataset, labels, defaults=LIBRARY):
         plans.make_run(settings, dataset, label, epochs, seed=s, defaults=defaults)
         for s in settings.seeds_of(dataset)
         for label in labels
+    ]
+
+
+def variant_runs(settings, dataset):
+    """Each registered method's non-empty `select_variants` at the library's defaults, the table's seeds."""
+    epochs = plans.chosen_epochs(settings, dataset)
+    if epochs is None:
+        return []
+    variants = [
+        (name, tuple(variant.items()))
+        for name in plans.methods.names()
+        if plans.methods.registered(name).select_factors
+        for variant in plans.methods.registered(name).select_variants
+        if variant
+    ]
+    return [
+        plans.make_run(settings, dataset, name, epochs, seed=s, hparams=hparams, defaults=LIBRARY)
+        for s in settings.seeds_of(dataset)
+        for name, hparams in variants
     ]

@@ -131,7 +131,9 @@ class Method:
         grid_factors: the grid's values as multiples of the coefficient's paper value.
         select_factors: the multiples of the coefficient's default (at the batch size, as the
             grid's centre) that `keras_tl.select` tries by default; empty: not a default candidate.
-        select_hparams: more hyperparameters `keras_tl.select` gives its default candidates.
+        select_variants: the hyperparameters over its defaults of each of its default candidate
+            sets, in priority order: one candidate each (at each of `select_factors` for a
+            method with a coefficient); `({},)`: its defaults only.
         coefficient_batch_size: for a term summed over the batch, the batch size the paper's
             coefficient was tuned at (the grid's centre at batch B is then value·it/B); None.
         grid_from: the method whose grid chooses this one's coefficient (None: its own).
@@ -165,7 +167,7 @@ class Method:
     coefficient = None
     grid_factors = (0.1, 1.0, 10.0)
     select_factors = ()
-    select_hparams = {}
+    select_variants = ({},)
     coefficient_batch_size = None
     grid_from = None
     claims = ()

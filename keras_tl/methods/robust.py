@@ -78,6 +78,11 @@ class LPFT(Constrained):
     search chooses among its candidates on it (`selects_on_validation`); C by folds of the
     training split instead tested 0.4-1.7 points lower on DTD-10 (docs/SELECTION.md).
 
+    `select`'s default candidates take it twice (`select_variants`): as it is, and over
+    Co-Tuning (`base="co_tuning"`): the probe's head gives it LP-FT's lead on the short first
+    rungs, where Co-Tuning alone ranks low, and Co-Tuning's late gain on Caltech-101
+    (docs/SELECTION.md, "LP-FT over Co-Tuning").
+
     Example:
     >>> keras_tl.fine_tune("lp_ft", source, train, epochs=20, validation_data=val)
     >>> keras_tl.fine_tune(keras_tl.methods.get("lp_ft", folds=5), source, train, epochs=20)
@@ -88,6 +93,7 @@ class LPFT(Constrained):
     reference = "Kumar et al. ICLR 2022, Sec. 3"
     rule = "the head fitted on frozen features (logistic regression, C on validation), then all fine-tuned"
     select_factors = (1.0,)
+    select_variants = ({}, {"base": "co_tuning"})
     selects_on_validation = True
 
     C: float = 0.0

@@ -2,10 +2,11 @@
 
 A candidate is a registered method's label and the hyperparameters given over its defaults.
 The default list comes from the registry: every method whose `select_factors` is not empty,
-at those multiples of its coefficient's default (taken at the training batch size for a
-batch-summed term, as the benchmark's grid centre), then, when the budget allows more, at
-the other values of its `grid_factors` (the ×0.1 before the ×10). L2 at its defaults, the
-reference, is always the first candidate.
+for each of its `select_variants` (hyperparameters over its defaults), at those multiples of
+its coefficient's default (taken at the training batch size for a batch-summed term, as the
+benchmark's grid centre), then, when the budget allows more, at the other values of its
+`grid_factors` (the ×0.1 before the ×10). L2 at its defaults, the reference, is always the
+first candidate.
 
 The rungs are successive halving's with η = 3 on a 3-rung ladder: rung 0 trains every
 candidate to ⌊E/9⌋ epochs (at least 1), rung 1 the best third to ⌊E/3⌋, rung 2 two of
@@ -89,7 +90,8 @@ def default_candidates(batch_size=None):
 
     The order is the priority in which a budget takes them (`keras_tl.select` keeps the
     longest prefix that fits). A method without a coefficient but with `select_factors` is
-    one candidate at its defaults.
+    one candidate for each of its `select_variants` (LP-FT: at its defaults, then over
+    Co-Tuning); a method with one, its `select_factors` candidates for each variant.
 
     Args:
         batch_size: the training batch size (the coefficient of a batch-summed term scales with it).
@@ -99,20 +101,21 @@ def default_candidates(batch_size=None):
         cls = methods.registered(name)
         if not cls.select_factors or name == REFERENCE:
             continue
-        given = dict(cls.select_hparams)
-        if not cls.coefficient:
-            first.append(Candidate(name, given))
-            continue
-        first += [
-            Candidate(name, {**given, cls.coefficient: coefficient_value(cls, batch_size, f)})
-            for f in cls.select_factors
-        ]
-        for factor in cls.grid_factors:
-            if factor not in cls.select_factors:
-                candidate = Candidate(
-                    name, {**given, cls.coefficient: coefficient_value(cls, batch_size, factor)}
-                )
-                more.append((abs(math.log10(factor)), factor, len(more), candidate))
+        for variant in cls.select_variants:
+            given = dict(variant)
+            if not cls.coefficient:
+                first.append(Candidate(name, given))
+                continue
+            first += [
+                Candidate(name, {**given, cls.coefficient: coefficient_value(cls, batch_size, f)})
+                for f in cls.select_factors
+            ]
+            for factor in cls.grid_factors:
+                if factor not in cls.select_factors:
+                    candidate = Candidate(
+                        name, {**given, cls.coefficient: coefficient_value(cls, batch_size, factor)}
+                    )
+                    more.append((abs(math.log10(factor)), factor, len(more), candidate))
     more.sort(key=lambda entry: entry[:3])  # nearest the default first, ×0.1 before ×10, then registry order
     return [Candidate(REFERENCE)] + first + [entry[-1] for entry in more]
 
@@ -257,6 +260,15 @@ def fit_budget(candidates, epochs, budget, trim, steps_per_epoch=None):
         f"candidates (L2 included) at epochs={epochs}, whose rungs cost {needed:.3g} runs: pass budget={needed:.3g}, "
         "fewer candidates, or more epochs (the first rung trains epochs/9 of them, at least 1)."
     )
+
+
+def plan(candidates, epochs, budget, batch_size=None, steps_per_epoch=None):
+    """`(candidates, rungs)` that `keras_tl.select` trains: `candidates` (None: the default list
+    cut to the budget) as `Candidate`s with their ladder (`fit_budget`)."""
+    if candidates is None:
+        found = default_candidates(batch_size)
+        return fit_budget(found, epochs, budget, trim=True, steps_per_epoch=steps_per_epoch)
+    return fit_budget(as_candidates(candidates), epochs, budget, trim=False, steps_per_epoch=steps_per_epoch)
 
 
 def fingerprint(settings):

@@ -29,9 +29,10 @@ Design (issue 27):
   L2's in the same search (when L2 itself diverges, the best other finished candidate).
 - **Cost**, in training steps over one full L2 run's (E × steps per epoch): 9 candidates
   cost E/9·9 + 3·2E/9 + 2·2E/3 = 3E (the cool-down takes what the floors leave), so the
-  default budget of 3 fits 9 candidates when E ≥ 9 (today L2, the 6 methods with a coefficient and `select_factors` at their defaults, LP-FT
-  with its probe's C on the validation split, and FTP; SPD is the tenth); with fewer epochs the
-  first rung cannot be shorter than one epoch and the default list is cut to what fits. A user's list that does not fit is refused,
+  default budget of 3 fits 9 candidates when E ≥ 9 (today L2, the 6 methods with a coefficient
+  and `select_factors` at their defaults, LP-FT with its probe's C on the validation split, and
+  LP-FT over Co-Tuning; FTP is the tenth); with fewer epochs the first rung cannot be shorter
+  than one epoch and the default list is cut to what fits. A user's list that does not fit is refused,
   with the budget it needs. The methods' data-dependent preparation (DELTA's channel
   ablation, Co-Tuning's relationship) and the model builds are counted apart, in seconds.
 - **Resumable.** The KerasTuner project folder (`directory`/`project_name`) holds the oracle's
@@ -171,21 +172,9 @@ def select(
         2 if verbose else 0,
     )
     steps = recipe.batches_per_epoch() if cooldown else None
+    chosen, ladder = candidates_module.plan(candidates, epochs, budget, train.batch_size, steps)
     if candidates is None:
-        found = candidates_module.default_candidates(train.batch_size)
-        chosen, ladder = candidates_module.fit_budget(found, epochs, budget, trim=True, steps_per_epoch=steps)
-        if len(chosen) < len(found):
-            logger.info(
-                "select: budget=%g keeps %d of the %d default candidates: %s",
-                budget,
-                len(chosen),
-                len(found),
-                [c.name for c in chosen],
-            )
-    else:
-        chosen, ladder = candidates_module.fit_budget(
-            candidates_module.as_candidates(candidates), epochs, budget, trim=False, steps_per_epoch=steps
-        )
+        logger.info("select: budget=%g keeps the default candidates %s", budget, [c.name for c in chosen])
     settings = {
         "source": _source_identity(source),
         "train": [int(train.num_examples), int(train.num_classes), int(train.batch_size)],

@@ -39,10 +39,11 @@ def test_a_method_at_its_defaults_competes_with_the_grid():
 
 
 def test_a_shortlist_search_is_reported_apart_and_the_target_reads_the_default_search(monkeypatch):
-    def table(settings, labels, group):  # each group's rows and its mean select − best per data set
+    def table(settings, labels, group):  # each group's rows, its mean select − best per data set, its stale rows
         shortlist = any(found.get("candidates") for found in group.values())
         gaps = {"dtd10": 0.0, "caltech101": 0.0} if shortlist else {"dtd10": -0.005, "caltech101": -0.012}
-        return [f"rows of {sorted(group)}"], {found["dataset"]: gaps[found["dataset"]] for found in group.values()}
+        rows = [f"rows of {sorted(group)}"]
+        return rows, {found["dataset"]: gaps[found["dataset"]] for found in group.values()}, 0 if shortlist else 1
 
     monkeypatch.setattr(defaults_tables, "_select_table", table)
     record = {
@@ -56,6 +57,9 @@ def test_a_shortlist_search_is_reported_apart_and_the_target_reads_the_default_s
     assert shortlist < text.index("rows of ['caltech101/s0/co_tuning,lp_ft']")
     assert text.count("Target") == 1 and "-0.85 points, not met." in text[default:shortlist]
     assert "The target's measure for this shortlist" not in text  # it has no DTD-10 search
+    # A search of an earlier default list is counted and said to mix into the measure until searched again.
+    assert text.count("† 1 of these 2 searches trained other candidates") == 1
+    assert text.index("† 1 of these 2") < text.index("Target") < shortlist
 
     record["dtd10/s0/co_tuning,lp_ft"] = {"dataset": "dtd10", "candidates": ["co_tuning", "lp_ft"]}
     text = defaults_tables.select_section(None, [], record)

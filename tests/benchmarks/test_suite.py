@@ -315,3 +315,23 @@ def test_near_transfer_is_benchmarked_at_the_defaults_with_the_few_shot_directio
     assert len({r.key() for rs in runs.values() for r in rs}) == 9
     far = {(better, worse) for _, better, worse in plans.directions(["dtd10"])}
     assert ("co_tuning", "l2") not in far and ("delta", "knowdist") in far
+
+
+def test_select_variants_are_run_alone_and_a_search_of_an_earlier_list_is_stale(tmp_path, sources):
+    settings = settings_for(tmp_path, sources)
+    assert strength.variant_runs(settings, "dtd10") == []  # no schedule chosen yet
+    for run, top1 in zip(plans.schedule_runs(settings, "dtd10"), (0.4, 0.5, 0.45), strict=True):
+        save(settings, run, top1)
+    # LP-FT's second default candidate, over Co-Tuning, alone at the defaults on every seed of the table.
+    variants = plans.plan(settings, "variants:dtd10")
+    assert [(r.method, r.hparams, r.seed, r.epochs, r.eval_split) for r in variants] == [
+        ("lp_ft", (("base", "co_tuning"),), s, 20, "test") for s in settings.seeds_of("dtd10")
+    ]
+    names = records.planned_names(settings, "dtd10")
+    assert names[-2:] == ["LP-FT", "LP-FT (base=co_tuning)"] and len(names) == 9
+    assert records.planned_names(settings, "dtd10", ["co_tuning", "lp_ft"]) == ["L2", "Co-Tuning (lam=2.3)", "LP-FT"]
+    # A recorded search's candidates are its first rung's rows, by index.
+    old = names[:-1] + ["FTP"]
+    rows = [{"candidate": name, "index": i, "rung": 0} for i, name in reversed(list(enumerate(old)))]
+    summary = {"table": rows + [{"candidate": "L2", "index": 0, "rung": 1}]}
+    assert records.searched_names(summary) == old != names

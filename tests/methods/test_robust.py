@@ -45,6 +45,23 @@ def test_lp_ft_starts_its_head_from_the_probe_and_caches_it(tmp_path):
         methods.get("lp_ft", scoring="auc")
 
 
+def test_lp_ft_over_co_tuning_starts_from_the_probe_and_keeps_co_tunings_term(tmp_path):
+    # select's second LP-FT default candidate: the probe's head, then Co-Tuning's fine-tuning.
+    source, train = tiny_source(classes=10), tiny_train()
+    stacked = methods.get("lp_ft", base="co_tuning")
+    setup = stacked.setup(source, train, TAPS, str(tmp_path / "stacked"), validation=VALIDATION)
+    probe = methods.get("lp_ft").setup(source, train, TAPS, str(tmp_path / "probe"), validation=VALIDATION)
+    co_tuning = methods.get("co_tuning").setup(source, train, TAPS)
+    np.testing.assert_allclose(setup.head_weights[0], probe.head_weights[0], rtol=1e-6)
+    assert co_tuning.head_weights is None and setup.keep_source_head and co_tuning.keep_source_head
+    assert [r.name for r in setup.regularizers] == [r.name for r in co_tuning.regularizers]
+    assert "co_tuning" in [r.name for r in setup.regularizers]
+    model, history = keras_tl.fine_tune(
+        stacked, source, train, epochs=1, lr=0.05, taps=TAPS, validation_data=VALIDATION, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0]) and model.source_head is not None
+
+
 def test_wise_ft_interpolates_after_fit_and_reports_its_alpha():
     source = tiny_source(classes=10)
     keras.utils.set_random_seed(0)

@@ -80,7 +80,7 @@ def test_the_default_list_is_cut_to_the_default_budget():
 
 def test_the_budget_takes_more_candidates_and_refuses_a_list_too_long():
     found = c.default_candidates(batch_size=32)
-    assert len(found) == 22  # L2 + 6 methods × (×1, ×0.1, ×10) + LP-FT, FTP, SPD
+    assert len(found) == 23  # L2 + 6 methods × (×1, ×0.1, ×10) + LP-FT, LP-FT over Co-Tuning, FTP, SPD
     # 14 candidates on rungs (1, 14), (3, 5), (9, 2) cost 14 + 10 + 12 = 36 = 4 runs; 15 cost 37.
     assert len(c.fit_budget(found, 9, budget=4.0, trim=True)[0]) == 14
     assert len(c.fit_budget(found, 9, budget=5.0, trim=True)[0]) == 19  # 19 + 14 + 12 = 45
@@ -103,12 +103,13 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "Co-Tuning (lam=2.3)",
         "LwF (lam=1)",
         "LP-FT",  # its probe's C chosen on the search's validation split
-        "FTP",  # no coefficient: one candidate at its defaults
+        "LP-FT (base=co_tuning)",  # its second select_variants entry
     ]
-    assert names[9] == "SPD"  # the first that a budget of 3 runs leaves out
-    lp_ft = c.default_candidates()[7].method()
+    assert names[9:11] == ["FTP", "SPD"]  # no coefficient: one candidate each; a budget of 3 runs leaves them out
+    lp_ft, stacked = (candidate.method() for candidate in c.default_candidates()[7:9])
     assert lp_ft.needs_validation and lp_ft.selects_on_validation
-    assert names[10:16] == [
+    assert stacked == methods.get("lp_ft", base="co_tuning") and stacked.selects_on_validation
+    assert names[11:17] == [
         "L2-SP (alpha=0.001)",
         "KnowDist (alpha=1)",
         "DELTA (alpha=1)",
@@ -116,7 +117,7 @@ def test_default_candidates_come_from_the_registry_in_priority_order():
         "Co-Tuning (lam=0.23)",
         "LwF (lam=0.1)",
     ]  # ×0.1 before ×10
-    assert names[16] == "L2-SP (alpha=0.1)"
+    assert names[17] == "L2-SP (alpha=0.1)"
     # The papers' batch-summed term (relative=False) takes the paper's α at its batch size 64.
     authors = c.as_candidates([("knowdist", {"relative": False, "alpha": 0.01})])[1]
     assert authors.method() == methods.get("knowdist", relative=False, alpha=0.01)
@@ -136,19 +137,25 @@ def test_a_registered_method_with_select_factors_is_a_default_candidate():
         name = "mine_for_select"
         coefficient = "alpha"
         select_factors = (1.0, 3.0)
+        select_variants = ({}, {"beta": 2.0})
         grid_factors = (1.0, 3.0)
         alpha: float = 0.5
+        beta: float = 1.0
 
         def terms(self, context):
             return []
 
     try:
         found = c.default_candidates()
-        # After the built-ins' select_factors candidates, before their other grid values.
-        assert found[10:12] == [
+        # After the built-ins' select_factors candidates, before their other grid values; each
+        # variant at each factor.
+        assert found[11:15] == [
             Candidate("mine_for_select", {"alpha": 0.5}),
             Candidate("mine_for_select", {"alpha": 1.5}),
+            Candidate("mine_for_select", {"beta": 2.0, "alpha": 0.5}),
+            Candidate("mine_for_select", {"beta": 2.0, "alpha": 1.5}),
         ]
+        assert found[15].name == "L2-SP (alpha=0.001)"
     finally:
         methods.unregister("mine_for_select")
     assert Candidate("mine_for_select", {"alpha": 0.5}) not in c.default_candidates()
