@@ -115,9 +115,8 @@ def search(settings, dataset, seed, candidates=()):
 def main(argv):
     del argv
     settings = suite.settings_from(FLAGS)
-    os.makedirs(
-        FLAGS.results_dir, exist_ok=True
-    )  # before the searches: a missing folder lost a finished one's record
+    # Before the searches: a missing folder lost a finished one's record.
+    os.makedirs(FLAGS.results_dir, exist_ok=True)
     for seed in map(int, FLAGS.select_seeds):
         key, _ = search_key(FLAGS.select_dataset, seed, FLAGS.select_candidates)
         names = planned_names(settings, FLAGS.select_dataset, FLAGS.select_candidates)

@@ -43,8 +43,25 @@ def register(cls):
             f"Expected a new method name. Received: {cls.__name__}.name={cls.name!r}, already registered "
             f"by {known.__module__}.{known.__qualname__}"
         )
+    _check_select_variants(cls)
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def _check_select_variants(cls):
+    # `select_hparams` (one dict) became `select_variants` (a tuple of them): a class still setting
+    # it would silently lose what it asked of `keras_tl.select`.
+    if hasattr(cls, "select_hparams"):
+        raise ValueError(
+            f"Expected select_variants, a tuple of hyperparameter dicts (select_hparams was replaced by it). "
+            f"Received: {cls.__name__}.select_hparams={cls.select_hparams!r}"
+        )
+    variants = cls.select_variants
+    if not isinstance(variants, tuple) or not variants or not all(isinstance(v, dict) for v in variants):
+        raise ValueError(
+            "Expected select_variants to be a non-empty tuple of hyperparameter dicts, e.g. ({},). "
+            f"Received: {cls.__name__}.select_variants={variants!r}"
+        )
 
 
 @keras_tl_export("keras_tl.methods.unregister")

@@ -81,7 +81,7 @@ class LPFT(Constrained):
     `select`'s default candidates take it twice (`select_variants`): as it is, and over
     Co-Tuning (`base="co_tuning"`): the probe's head gives it LP-FT's lead on the short first
     rungs, where Co-Tuning alone ranks low, and Co-Tuning's late gain on Caltech-101
-    (docs/SELECTION.md, "LP-FT over Co-Tuning").
+    (docs/SELECTION.md, "What the rungs cannot see").
 
     Example:
     >>> keras_tl.fine_tune("lp_ft", source, train, epochs=20, validation_data=val)

@@ -27,6 +27,9 @@ def test_every_registered_method_meets_the_contract(name):
     assert cls.coefficient is None or cls.coefficient in defaults
     assert cls.grid_from is None or methods.registered(cls.grid_from).coefficient == cls.coefficient
     assert set(cls.quick_hparams) <= set(defaults)
+    for variant in cls.select_variants:  # each of select's default candidate sets is a valid method
+        assert json.loads(json.dumps(variant)) == variant
+        assert methods.get(name, **variant).hparams == variant
     for claim in cls.claims:
         assert methods.split_label(claim.over)[0] in methods.names(), claim
         assert claim.datasets is None or set(claim.datasets) <= set(plans.DATASETS)
@@ -84,6 +87,26 @@ def test_registering_checks_the_name_and_refuses_a_second_owner():
 
     with pytest.raises(TypeError, match="Expected a subclass of keras_tl.methods.Method"):
         methods.register(dict)
+
+    with pytest.raises(
+        ValueError, match=r"^Expected select_variants, .* \(select_hparams was replaced by it\). Received: Old.select_hparams"
+    ):
+
+        @methods.register
+        class Old(methods.Method):
+            name = "old_select_hparams"
+            select_hparams = {"alpha": 1.0}
+
+    with pytest.raises(
+        ValueError, match=r"^Expected select_variants to be a non-empty tuple .* Received: Single.select_variants=\{\}"
+    ):
+
+        @methods.register
+        class Single(methods.Method):
+            name = "single_select_variant"
+            select_variants = {}
+
+    assert "old_select_hparams" not in methods.names() and "single_select_variant" not in methods.names()
 
 
 @pytest.fixture
