@@ -12,6 +12,7 @@ from benchmarks.cells import diff_cell, display, final_train_loss, mean_std, pct
 from benchmarks.records import by_seed, collect
 from benchmarks.runs import AUTHORS, LIBRARY, load_source
 from benchmarks.statistics import paired, sign_test, verdict
+from keras_tl.selection.candidates import Candidate
 
 
 def _l2_selection_score(settings, dataset):
@@ -185,8 +186,6 @@ def hindsight_candidates(grid, defaults, variants=None):
 
 def variant_entries(settings, dataset):
     """`{candidate name: [finished or diverged results]}` of the `variants:` plan (`LP-FT (base=co_tuning)`)."""
-    from keras_tl.selection.candidates import Candidate
-
     entries = {}
     for run, result in collect(settings, strength.variant_runs(settings, dataset)):
         if result is not None:
@@ -298,7 +297,7 @@ def _select_table(settings, labels, record):
             (test - l2 if l2 is not None else None, test - grid if grid is not None else None)
         )
         wise = (found.get("wise_ft") or {}).get("alpha")
-        name = found["method"] + (f" {found['hparams']}" if found["hparams"] else "")
+        name = Candidate(found["method"], found["hparams"]).name
         if searched_names(found) != planned_names(settings, dataset, found.get("candidates") or ()):
             name += " †"
             stale += 1
