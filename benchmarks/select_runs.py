@@ -81,8 +81,9 @@ def search_key(dataset, seed, candidates=(), names=None):
     return key, folder + (f"_{fingerprint(names)[:8]}" if names is not None else "")
 
 
-def search(settings, dataset, seed, candidates=()):
-    """One seed's search (the default candidates, or the shortlist `candidates`); returns its JSON-safe result."""
+def search(settings, dataset, seed, candidates=(), names=None):
+    """One seed's search (the default candidates, or the shortlist `candidates`); returns its JSON-safe result.
+    `names`: `records.planned_names` of it, when the caller has them."""
     run, recipe, test = search_recipe(settings, dataset, seed)
     start = time.perf_counter()
     result = keras_tl.select(
@@ -91,7 +92,7 @@ def search(settings, dataset, seed, candidates=()):
         recipe.validation,
         candidates=list(candidates) or None,
         directory=os.path.join(settings.runs_dir, keras.backend.backend()),
-        project_name=search_key(dataset, seed, candidates, planned_names(settings, dataset, candidates))[1],
+        project_name=search_key(dataset, seed, candidates, names or planned_names(settings, dataset, candidates))[1],
         budget=SELECT_BUDGET,
         epochs=recipe.epochs,
         lr=recipe.lr,
@@ -127,7 +128,7 @@ def main(argv):
             logging.info(
                 "select %s: the recorded search trained %s; searching %s", key, searched_names(found), names
             )
-        summary = search(settings, FLAGS.select_dataset, seed, FLAGS.select_candidates)
+        summary = search(settings, FLAGS.select_dataset, seed, FLAGS.select_candidates, names)
         record = read_select_record(FLAGS.results_dir)  # re-read: another process may have added one
         record[key] = summary
         files.write_json(select_record_path(FLAGS.results_dir), record)
