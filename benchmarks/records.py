@@ -97,14 +97,17 @@ def read_select_record(results_dir):
 SELECT_BUDGET = 3.0
 
 
-def planned_names(settings, dataset, candidates=()):
-    """The names of the candidates a search of `dataset` trains today (the default list cut to the
-    budget at the data set's epochs and batch size, or L2 and the shortlist `candidates`), in order."""
+def planned_candidates(settings, dataset, candidates=()):
+    """The `Candidate`s a search of `dataset` trains today (the default list cut to the budget at
+    the data set's epochs and batch size, or L2 and the shortlist `candidates`), in order."""
     from keras_tl.selection.candidates import plan
 
     epochs = plans.chosen_epochs(settings, dataset)
-    chosen, _ = plan(list(candidates) or None, epochs, SELECT_BUDGET, settings.batch_size)
-    return [candidate.name for candidate in chosen]
+    return plan(list(candidates) or None, epochs, SELECT_BUDGET, settings.batch_size)[0]
+
+
+def planned_names(settings, dataset, candidates=()):
+    return [candidate.name for candidate in planned_candidates(settings, dataset, candidates)]
 
 
 def searched_names(summary):

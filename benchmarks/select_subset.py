@@ -11,8 +11,10 @@ L2 and the screen's best other then run in full: at most 3 L2 runs. Each candida
 with the search's recipe (`benchmarks.select_runs.search_recipe`: source, schedule, seed) on the
 seed's sample restricted to k per class (a subset of it: `few_shot_indices` takes a prefix of
 each class's permutation), and scored on the search's validation split. Writes
-`<runs_dir>/<backend>/select_subset.json` (resumable: one key per candidate; the 2026-12-06 Caltech-101
-measurement is committed as docs/benchmarks/select_subset_tensorflow.json).
+`<runs_dir>/<backend>/select_subset.json` (resumable: one key per candidate, by its name, so a
+screen of today's default list reuses the rows of the candidates it shares with an earlier list
+and measures the others; the 2026-12-06 Caltech-101 measurement, of the list before LP-FT over
+Co-Tuning took FTP's place, is committed as docs/benchmarks/select_subset_tensorflow.json).
 
 Result (docs/benchmarks/notes.md, 2026-12-06): LP-FT first at 3 of 3 Caltech-101 seeds, Co-Tuning
 second at two and last at one; with LP-FT as the finalist the search would test 1.2 points below
@@ -29,21 +31,13 @@ from absl import app, flags, logging
 import keras_tl
 
 # select_runs also defines the --select_dataset and --select_seeds flags.
-from benchmarks import plans, select_runs, suite
-from benchmarks.records import measured_once
+from benchmarks import select_runs, suite
+from benchmarks.records import measured_once, planned_candidates
 from benchmarks.runs import load_splits
-from keras_tl.selection.candidates import fit_budget
+from keras_tl.selection.candidates import fingerprint
 
 flags.DEFINE_integer("subset_per_class", 3, "Training images per class of the screen's runs.")
 FLAGS = flags.FLAGS
-
-
-def default_list(settings, dataset, seed):
-    """The candidates `keras_tl.select` keeps at its default budget (3 L2 runs): 9, L2 first."""
-    epochs = plans.chosen_epochs(settings, dataset)
-    run = plans.make_run(settings, dataset, "l2", epochs, seed=seed)
-    found = keras_tl.selection.default_candidates(batch_size=run.batch_size)
-    return fit_budget(found, epochs, budget=3.0, trim=True)[0]
 
 
 def screen_data(settings, dataset, seed, per_class):
@@ -77,9 +71,10 @@ def main(argv):
         data = functools.cache(functools.partial(screen_data, settings, dataset, seed, k))
         root = os.path.join(settings.runs_dir, keras.backend.backend(), f"select_subset_{dataset}_s{seed}_k{k}")
         rows = []
-        for index, candidate in enumerate(default_list(settings, dataset, seed)):
-            key = f"{dataset}/s{seed}/k{k}/candidate_{index}"
-            measure = functools.partial(screen_candidate, data, os.path.join(root, f"candidate_{index}"), candidate)
+        for candidate in planned_candidates(settings, dataset):
+            key = f"{dataset}/s{seed}/k{k}/{candidate.name}"
+            folder = os.path.join(root, fingerprint(candidate.get_config())[:8])
+            measure = functools.partial(screen_candidate, data, folder, candidate)
             rows.append(measured_once(settings.runs_dir, "select_subset", key, measure))
             print(f"{key}: {rows[-1]['candidate']}: val {100 * rows[-1]['val_top1']:.2f} %", flush=True)
         ranked = sorted(rows, key=lambda r: -r["val_top1"])
