@@ -116,7 +116,8 @@ class Run:
 
 
 def _format(value):
-    return str(value) if isinstance(value, bool) else f"{value:g}"  # format(False, "g") is "0"
+    # format(False, "g") is "0"; a method's name (LP-FT's base="co_tuning") has no "g".
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 @functools.cache

@@ -327,6 +327,7 @@ def test_select_variants_are_run_alone_and_a_search_of_an_earlier_list_is_stale(
     assert [(r.method, r.hparams, r.seed, r.epochs, r.eval_split) for r in variants] == [
         ("lp_ft", (("base", "co_tuning"),), s, 20, "test") for s in settings.seeds_of("dtd10")
     ]
+    assert variants[0].label == "lp_ft(base=co_tuning)"  # what the suite logs after each run
     names = records.planned_names(settings, "dtd10")
     assert names[-2:] == ["LP-FT", "LP-FT (base=co_tuning)"] and len(names) == 9
     assert records.planned_names(settings, "dtd10", ["co_tuning", "lp_ft"]) == ["L2", "Co-Tuning (lam=2.3)", "LP-FT"]
