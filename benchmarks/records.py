@@ -107,6 +107,7 @@ def planned_candidates(settings, dataset, candidates=()):
 
 
 def planned_names(settings, dataset, candidates=()):
+    """The names (`Candidate.name`) of `planned_candidates`, in order."""
     return [candidate.name for candidate in planned_candidates(settings, dataset, candidates)]
 
 

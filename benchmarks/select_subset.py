@@ -13,12 +13,15 @@ seed's sample restricted to k per class (a subset of it: `few_shot_indices` take
 each class's permutation), and scored on the search's validation split. Writes
 `<runs_dir>/<backend>/select_subset.json` (resumable: one key per candidate, by its name, so a
 screen of today's default list reuses the rows of the candidates it shares with an earlier list
-and measures the others; the 2026-12-06 Caltech-101 measurement, of the list before LP-FT over
-Co-Tuning took FTP's place, is committed as docs/benchmarks/select_subset_tensorflow.json).
+and measures the others; the Caltech-101 measurements, of the earlier list (2026-12-06) and of LP-FT
+over Co-Tuning, which took FTP's place (2026-12-07), are committed as
+docs/benchmarks/select_subset_tensorflow.json).
 
 Result (docs/benchmarks/notes.md, 2026-12-06): LP-FT first at 3 of 3 Caltech-101 seeds, Co-Tuning
 second at two and last at one; with LP-FT as the finalist the search would test 1.2 points below
-Co-Tuning there, so the screen was not built into `keras_tl.select`.
+Co-Tuning there, so the screen was not built into `keras_tl.select`. With the current list
+(2026-12-07) LP-FT over Co-Tuning leads it at seeds 1 and 2 and is 8th of 9 at seed 0, while the
+default search chooses it at 3 of 3: the screen stays a prototype.
 """
 
 import dataclasses
